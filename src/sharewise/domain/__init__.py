@@ -1,0 +1,1 @@
+"""Pure value types of sharewise: requests, determinations, outcomes and errors."""

@@ -1,0 +1,1 @@
+"""The law engine: law packs as data, conditions with unknowns, and evaluation."""

@@ -1,0 +1,50 @@
+"""Determine sharing requests: read, validate, evaluate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from sharewise.domain.determination import Determination
+from sharewise.domain.errors import InvalidRequestError, Problem
+from sharewise.domain.request import Request
+from sharewise.policy.evaluate import evaluate
+from sharewise.policy.model import LawPack
+from sharewise.policy.request_parse import parse_request
+from sharewise.policy.yamlfile import Lines, YamlProblem, parse_yaml
+
+
+def read_request(path: Path, law: LawPack) -> Request:
+    """Read a request file (YAML or JSON) and validate it, reporting every problem."""
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequestError("cannot read request", [Problem(label, f"cannot read file: {exc.strerror}")]) from exc
+    return parse_request_text(text, law, label)
+
+
+def parse_request_text(text: str, law: LawPack, label: str = "request") -> Request:
+    """Parse request text (YAML, of which JSON is a subset) and validate it."""
+    data: Any
+    lines: Lines
+    try:
+        data, lines = parse_yaml(text, label)
+    except YamlProblem as exc:
+        # JSON with tabs is not YAML; try JSON before reporting.
+        try:
+            data, lines = json.loads(text), {}
+        except ValueError:
+            raise InvalidRequestError("malformed request", exc.problems) from exc
+    return parse_request(data, law.vocabulary, lines, label)
+
+
+def determine(law: LawPack, request: Request | dict[str, Any], today: dt.date, as_of: dt.date | None = None) -> Determination:
+    """Evaluate a request; an explicit as_of overrides the request's own date."""
+    if isinstance(request, dict):
+        request = parse_request(request, law.vocabulary)
+    if as_of is not None:
+        request = request.model_copy(update={"as_of": as_of})
+    return evaluate(law, request, today)
