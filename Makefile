@@ -28,7 +28,7 @@ check: lint typecheck
 	$(UV) run pytest --cov --cov-branch --cov-report=term
 
 docs: bootstrap
-	$(UV) run python -m sharewise.services.docs_gen docs/reference/rules
+	$(UV) run sharewise law docs docs/reference/rules
 
 bench: bootstrap
 	$(UV) run python bench/bench_engine.py

@@ -17,6 +17,7 @@ from sharewise.cli import render
 from sharewise.cli.interview import run_interview
 from sharewise.domain.errors import InvalidRequestError, Problem, SharewiseError
 from sharewise.services import demo as demo_service
+from sharewise.services import law_docs as law_docs_service
 from sharewise.services import law_library
 from sharewise.services.determinations import determine, read_request
 from sharewise.wiring import Settings, SystemClock, law_for
@@ -260,6 +261,18 @@ def law_validate(state_pack: StatePack = None) -> None:
         f"[green]valid[/]: {law.law_version}, {len(law.authorities)} authorities, {len(rules)} rules, "
         f"{len(law.cases)} cases, content {law.content_hash[:12]}"
     )
+
+
+@law_app.command("docs")
+@handles_errors
+def law_docs(
+    out_dir: Annotated[Path, typer.Argument(help="Where to write the pages.")] = Path("docs/reference/rules"),
+    state_pack: StatePack = None,
+) -> None:
+    """Generate reference pages listing every rule with its citations, source links and cases."""
+    law = law_for(_settings(state_pack))
+    written = law_docs_service.write_all(law, out_dir)
+    out.print(f"wrote {len(written)} pages to {out_dir}")
 
 
 @law_app.command("test")
