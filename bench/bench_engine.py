@@ -72,10 +72,14 @@ def main() -> None:
     print(f"law pack: {law.law_version}, {len(law.authorities)} authorities, {len(law.all_rules())} rules")
     print(f"requests: {len(requests)} (golden + pack cases) x {rounds} rounds")
     print(f"pack load (in process)       median {statistics.median(load_times) * ms:8.1f} ms   target < 300 ms")
-    print(f"determination (full, traced) p50 {percentile(full, 0.5) * ms:8.3f} ms  p99 {percentile(full, 0.99) * ms:8.3f} ms"
-          f"  {len(full) / sum(full):8.0f} /s   target p50 < 1 ms")
-    print(f"baseline: bare decision      p50 {percentile(bare, 0.5) * ms:8.3f} ms  p99 {percentile(bare, 0.99) * ms:8.3f} ms"
-          f"  {len(bare) / sum(bare):8.0f} /s")
+    print(
+        f"determination (full, traced) p50 {percentile(full, 0.5) * ms:8.3f} ms  p99 {percentile(full, 0.99) * ms:8.3f} ms"
+        f"  {len(full) / sum(full):8.0f} /s   target p50 < 1 ms"
+    )
+    print(
+        f"baseline: bare decision      p50 {percentile(bare, 0.5) * ms:8.3f} ms  p99 {percentile(bare, 0.99) * ms:8.3f} ms"
+        f"  {len(bare) / sum(bare):8.0f} /s"
+    )
     print(f"explanation overhead (p50)   x{percentile(full, 0.5) / percentile(bare, 0.5):.1f}")
     print(f"CLI cold start (check)       median {statistics.median(cold) * ms:8.0f} ms   target < 1000 ms")
 

@@ -59,17 +59,40 @@ def test_check_accepts_json_requests(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("source: {program: snap\n", "malformed YAML"),
-        ("source: {program: snapp}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\n", "did you mean 'snap'"),
-        ("source: {program: snap}\nrecipient: {kind: court}\ndata: [identity]\n", "purpose: required field is missing"),
-        ("source: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\nfacts: {court_order: maybe}\n", "facts.court_order"),
-        ("source: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\nfacts: {court_ordr: true}\n", "did you mean 'court_order'"),
-        ("source: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\nform: deidentified\n", "contradictory request"),
-        ("as_of: 1850-01-01\nsource: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\n", "out of range"),
-        ("source: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\ncolour: red\n", "colour: unknown field"),
+        (
+            "source: {program: snapp}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\n",
+            "did you mean 'snap'",
+        ),
+        (
+            "source: {program: snap}\nrecipient: {kind: court}\ndata: [identity]\n",
+            "purpose: required field is missing",
+        ),
+        (
+            "source: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\nfacts: {court_order: maybe}\n",
+            "facts.court_order",
+        ),
+        (
+            "source: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\nfacts: {court_ordr: true}\n",
+            "did you mean 'court_order'",
+        ),
+        (
+            "source: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\nform: deidentified\n",
+            "contradictory request",
+        ),
+        (
+            "as_of: 1850-01-01\nsource: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\n",
+            "out of range",
+        ),
+        (
+            "source: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\ncolour: red\n",
+            "colour: unknown field",
+        ),
         ("- just\n- a list\n", "must be a mapping"),
     ],
 )
-def test_bad_input_exits_2_with_a_located_message_and_no_determination(tmp_path: Path, text: str, expected: str) -> None:
+def test_bad_input_exits_2_with_a_located_message_and_no_determination(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     result = runner.invoke(app, ["check", str(write(tmp_path, text))])
     assert result.exit_code == 2, result.output
     assert expected in result.output
@@ -127,16 +150,21 @@ def test_demo_runs_on_the_embedded_defaults() -> None:
 
 def test_interview_asks_only_what_is_needed_and_saves(tmp_path: Path) -> None:
     save = tmp_path / "built.yaml"
-    answers = "\n".join([
-        "snap",                # whose records
-        "law_enforcement",     # recipient kind
-        "",                    # recipient program: skip
-        "locate_fugitive",     # purpose
-        "identity,contact",    # data
-        "identified",          # form
-        "yes",                 # fleeing felon?
-        "yes",                 # written request?
-    ]) + "\n"
+    answers = (
+        "\n".join(
+            [
+                "snap",  # whose records
+                "law_enforcement",  # recipient kind
+                "",  # recipient program: skip
+                "locate_fugitive",  # purpose
+                "identity,contact",  # data
+                "identified",  # form
+                "yes",  # fleeing felon?
+                "yes",  # written request?
+            ]
+        )
+        + "\n"
+    )
     result = runner.invoke(app, ["interview", "--save", str(save)], input=answers)
     assert result.exit_code == 0, result.output
     assert "PERMITTED" in result.output

@@ -49,10 +49,27 @@ def test_every_rule_has_an_applying_and_a_non_applying_case() -> None:
 
 def test_every_authority_named_in_the_contract_is_encoded() -> None:
     expected = {
-        "tanf", "snap", "child_welfare", "capta", "child_support", "medicaid", "hipaa", "wic",
-        "school_meals", "head_start", "child_care", "ferpa", "idea", "part2",
-        "unemployment_compensation", "rhy", "victim_services", "title_x", "juvenile_justice",
-        "privacy_act", "irc_6103",
+        "tanf",
+        "snap",
+        "child_welfare",
+        "capta",
+        "child_support",
+        "medicaid",
+        "hipaa",
+        "wic",
+        "school_meals",
+        "head_start",
+        "child_care",
+        "ferpa",
+        "idea",
+        "part2",
+        "unemployment_compensation",
+        "rhy",
+        "victim_services",
+        "title_x",
+        "juvenile_justice",
+        "privacy_act",
+        "irc_6103",
     }
     assert expected <= {a.id for a in LAW.authorities}
 
@@ -63,7 +80,12 @@ def test_every_program_is_governed_by_some_authority() -> None:
 
     for program in LAW.vocabulary.programs:
         request = parse_request(
-            {"source": {"program": program}, "recipient": {"kind": "public"}, "purpose": "public_disclosure", "data": ["case_records"]},
+            {
+                "source": {"program": program},
+                "recipient": {"kind": "public"},
+                "purpose": "public_disclosure",
+                "data": ["case_records"],
+            },
             LAW.vocabulary,
         )
         lookup = make_lookup(request)

@@ -58,7 +58,14 @@ def test_parse_reports_every_problem() -> None:
 
 
 def test_reasons_name_the_facts_used() -> None:
-    cond, _ = c.parse({"all": [{"fact": "purpose", "in": ["audit", "research"]}, {"fact": "facts.written_request"}]})
+    cond, _ = c.parse(
+        {
+            "all": [
+                {"fact": "purpose", "in": ["audit", "research"]},
+                {"fact": "facts.written_request"},
+            ]
+        }
+    )
     assert cond is not None
     reasons = c.reasons(cond, lookup_from({"purpose": "audit", "facts.written_request": True}))
     assert reasons == ["purpose = audit", "facts.written_request is true"]

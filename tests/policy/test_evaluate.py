@@ -21,8 +21,12 @@ from tests.conftest import TODAY
 
 
 def req(law: LawPack, **raw: Any) -> Any:
-    base: dict[str, Any] = {"source": {"program": "snap"}, "recipient": {"kind": "law_enforcement"},
-                            "purpose": "locate_fugitive", "data": ["identity", "contact"]}
+    base: dict[str, Any] = {
+        "source": {"program": "snap"},
+        "recipient": {"kind": "law_enforcement"},
+        "purpose": "locate_fugitive",
+        "data": ["identity", "contact"],
+    }
     base.update(raw)
     return parse_request(base, law.vocabulary)
 
@@ -122,12 +126,14 @@ def test_the_version_in_force_on_as_of_decides(tmp_path: Path) -> None:
 def test_adding_a_prohibition_never_turns_a_refusal_into_a_permission(law: LawPack) -> None:
     prohibit = dataclasses.replace(
         law.authority("snap").rules[0],  # type: ignore[union-attr]
-        id="snap.test-prohibit", kind="prohibit",
+        id="snap.test-prohibit",
+        kind="prohibit",
     )
     snap = law.authority("snap")
     assert snap is not None
     stricter = dataclasses.replace(
-        law, authorities=tuple(
+        law,
+        authorities=tuple(
             dataclasses.replace(a, rules=(*a.rules, prohibit)) if a.id == "snap" else a for a in law.authorities
         ),
     )

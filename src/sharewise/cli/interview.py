@@ -87,7 +87,10 @@ def run_interview(law: LawPack, console: Console, today: dt.date, save: Path | N
                 raw["recipient"]["program"] = chosen
             continue
         answer = Prompt.ask(
-            f"\n[bold]{render._esc(question.ask)}[/]", console=console, choices=["yes", "no", "unknown"], default="unknown"
+            f"\n[bold]{render._esc(question.ask)}[/]",
+            console=console,
+            choices=["yes", "no", "unknown"],
+            default="unknown",
         )
         if answer != "unknown":
             raw["facts"][question.fact[6:]] = answer == "yes"

@@ -40,7 +40,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 StatePack = Annotated[
     Path | None,
-    typer.Option("--state-pack", help="A state law pack directory layered on the federal pack (or SHAREWISE_STATE_PACK).", file_okay=False),
+    typer.Option(
+        "--state-pack",
+        help="A state law pack directory layered on the federal pack (or SHAREWISE_STATE_PACK).",
+        file_okay=False,
+    ),
 ]
 
 
@@ -68,7 +72,9 @@ def handles_errors(fn: F) -> F:
 
 
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
     """sharewise: is this disclosure lawful, under which provision, on what conditions?"""
     _state["debug"] = debug
 
@@ -79,7 +85,9 @@ def _parse_date(value: str | None, where: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise InvalidRequestError("invalid option", [Problem(where, f"'{value}' is not a date (use YYYY-MM-DD)")]) from None
+        raise InvalidRequestError(
+            "invalid option", [Problem(where, f"'{value}' is not a date (use YYYY-MM-DD)")]
+        ) from None
 
 
 @app.command()
@@ -87,7 +95,10 @@ def _parse_date(value: str | None, where: str) -> dt.date | None:
 def check(
     request: Annotated[Path, typer.Argument(help="The sharing request, YAML or JSON ('-' for standard input).")],
     format: Annotated[str, typer.Option("--format", "-f", help="text, json or markdown.")] = "text",
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Date of the disclosure (YYYY-MM-DD); overrides the request.")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Date of the disclosure (YYYY-MM-DD); overrides the request."),
+    ] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Show every rule considered (text format).")] = False,
     state_pack: StatePack = None,
 ) -> None:
@@ -96,7 +107,10 @@ def check(
     Exit codes: 0 determined (whatever the outcome), 2 invalid request, 3 invalid law pack.
     """
     if format not in ("text", "json", "markdown"):
-        raise InvalidRequestError("invalid option", [Problem("--format", f"'{format}' is not one of text, json, markdown")])
+        raise InvalidRequestError(
+            "invalid option",
+            [Problem("--format", f"'{format}' is not one of text, json, markdown")],
+        )
     date = _parse_date(as_of, "--as-of")
     law = law_for(_settings(state_pack))
     if str(request) == "-":
@@ -189,7 +203,9 @@ def law_show(
     out.print(f"[bold]{rule.id}[/] ({rule.kind}) - {render._esc(rule.title)}")
     out.print(f"Defined at {rule.source}")
     for v in rule.versions:
-        out.print(f"\n[bold]Version {v.label}[/] (confidence {v.confidence}{', needs legal review' if v.needs_legal_review else ''})")
+        out.print(
+            f"\n[bold]Version {v.label}[/] (confidence {v.confidence}{', needs legal review' if v.needs_legal_review else ''})"
+        )
         out.print(render._esc(v.summary))
         for c in v.citations:
             out.print(f"  {render._esc(c.cite)}  [dim]{c.url or ''}[/]")
@@ -278,8 +294,13 @@ def law_docs(
 @law_app.command("test")
 @handles_errors
 def law_test(
-    cases: Annotated[list[Path] | None, typer.Option("--cases", help="Extra case files (e.g. the shared golden cases).")] = None,
-    only: Annotated[str | None, typer.Option("--only", help="Only cases whose file or name contains this text.")] = None,
+    cases: Annotated[
+        list[Path] | None,
+        typer.Option("--cases", help="Extra case files (e.g. the shared golden cases)."),
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="Only cases whose file or name contains this text.")
+    ] = None,
     state_pack: StatePack = None,
 ) -> None:
     """Run every golden case of the pack; check every rule has applying and non-applying cases."""

@@ -236,7 +236,5 @@ def _parse(raw: Any, where: str, problems: list[str]) -> Condition:
         if op == "is" and not isinstance(value, bool):
             problems.append(f"{where}.is: must be true or false")
         return Atom(path, op, value)
-    problems.append(
-        f"{where}: not a condition (expected all, any, not, always or fact), keys {sorted(keys)}"
-    )
+    problems.append(f"{where}: not a condition (expected all, any, not, always or fact), keys {sorted(keys)}")
     return Always(False)

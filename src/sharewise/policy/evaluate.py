@@ -62,13 +62,21 @@ def decide(law: LawPack, request: Request, as_of: dt.date) -> _Decision:
         try:
             result = _decide_authority(authority, request, lookup, as_of)
         except Exception as exc:  # fail closed: an evaluation error never yields permitted
-            result = _AuthorityEval(authority, Outcome.NEEDS_LEGAL_REVIEW, None, [], error=f"{type(exc).__name__}: {exc}")
+            result = _AuthorityEval(
+                authority,
+                Outcome.NEEDS_LEGAL_REVIEW,
+                None,
+                [],
+                error=f"{type(exc).__name__}: {exc}",
+            )
         result.governs_reason = "; ".join(cond_mod.reasons(authority.governs_when, lookup))
         results.append(result)
     return _Decision(combine([r.outcome for r in results]), results)
 
 
-def _decide_authority(authority: Authority, request: Request, lookup: cond_mod.Lookup, as_of: dt.date) -> _AuthorityEval:
+def _decide_authority(
+    authority: Authority, request: Request, lookup: cond_mod.Lookup, as_of: dt.date
+) -> _AuthorityEval:
     evals: list[_RuleEval] = []
     not_in_force: list[Rule] = []
     for rule in authority.rules:
@@ -158,7 +166,11 @@ def _authority_result(ev: _AuthorityEval, request: Request, lookup: cond_mod.Loo
     deciding = ev.deciding
     if ev.error is not None:
         return AuthorityResult(
-            authority=authority.id, name=authority.name, outcome=ev.outcome, pathway=None, decided_by=None,
+            authority=authority.id,
+            name=authority.name,
+            outcome=ev.outcome,
+            pathway=None,
+            decided_by=None,
             citations=[c.cite for c in authority.citations],
             explanation="The rules of this authority could not be evaluated, so the answer fails closed to legal review.",
             error=ev.error,
@@ -249,7 +261,15 @@ def _alternatives(ev: _AuthorityEval, request: Request, lookup: cond_mod.Lookup)
         elif cond_mod.evaluate(e.version.when, masked)[0] is not False:
             status, facts = "would_apply_with_facts", _fact_atoms(e.version)
         if status:
-            out.append(Alternative(pathway=e.rule.id, title=e.rule.title, status=status, citations=_cites(e.version), facts=facts))
+            out.append(
+                Alternative(
+                    pathway=e.rule.id,
+                    title=e.rule.title,
+                    status=status,
+                    citations=_cites(e.version),
+                    facts=facts,
+                )
+            )
     return out
 
 
@@ -261,7 +281,13 @@ def _obligations(decision: _Decision, lookup: cond_mod.Lookup) -> tuple[list[Obl
         for ob in e.version.obligations:
             key = (e.rule.authority, ob.id)
             if key not in obligations:
-                obligations[key] = Obligation(id=ob.id, text=ob.text, citations=list(ob.citations), source_authority=e.rule.authority, rule=e.rule.id)
+                obligations[key] = Obligation(
+                    id=ob.id,
+                    text=ob.text,
+                    citations=list(ob.citations),
+                    source_authority=e.rule.authority,
+                    rule=e.rule.id,
+                )
         for doc in e.version.documents:
             if doc not in documents:
                 documents.append(doc)
@@ -269,7 +295,11 @@ def _obligations(decision: _Decision, lookup: cond_mod.Lookup) -> tuple[list[Obl
             documents.append("consent_form")
 
     for ev in decision.authorities:
-        if ev.deciding is not None and ev.deciding.rule.kind in ("permit", "consent") and ev.outcome in (Outcome.PERMITTED, Outcome.NEEDS_LEGAL_REVIEW):
+        if (
+            ev.deciding is not None
+            and ev.deciding.rule.kind in ("permit", "consent")
+            and ev.outcome in (Outcome.PERMITTED, Outcome.NEEDS_LEGAL_REVIEW)
+        ):
             add(ev.deciding)
         for e in ev.evals:
             if e.rule.kind == "obligation" and e.value is True:
@@ -334,13 +364,18 @@ def _remedies(law: LawPack, request: Request, as_of: dt.date, decision: _Decisio
             if better(outcome):
                 wanted = ", ".join(f"{k} = {str(v).lower()}" for k, v in changes.items())
                 docs = f" Documents: {', '.join(e.version.documents)}." if e.version.documents else ""
-                fact_remedies.append((len(changes), Remedy(
-                    kind="facts",
-                    description=f"Use {e.rule.title}: it applies when {wanted}.{docs}",
-                    changes={f"facts.{k}": v for k, v in changes.items()},
-                    outcome=outcome,
-                    citations=_cites(e.version),
-                )))
+                fact_remedies.append(
+                    (
+                        len(changes),
+                        Remedy(
+                            kind="facts",
+                            description=f"Use {e.rule.title}: it applies when {wanted}.{docs}",
+                            changes={f"facts.{k}": v for k, v in changes.items()},
+                            outcome=outcome,
+                            citations=_cites(e.version),
+                        ),
+                    )
+                )
     found += [r for _, r in sorted(fact_remedies, key=lambda t: t[0])]
     # 2. Consent meeting every governing authority's elements.
     if request.facts.get("valid_consent") is not True:
@@ -353,17 +388,24 @@ def _remedies(law: LawPack, request: Request, as_of: dt.date, decision: _Decisio
                     if e.rule.kind == "consent" and e.value is True:
                         cites += _cites(e.version)
                         elements += [
-                            {"authority": e.rule.authority, "id": el.id, "text": el.text, "citations": list(el.citations)}
+                            {
+                                "authority": e.rule.authority,
+                                "id": el.id,
+                                "text": el.text,
+                                "citations": list(el.citations),
+                            }
                             for el in e.version.consent_elements
                         ]
-            found.append(Remedy(
-                kind="consent",
-                description="Obtain written consent that meets every governing authority's required elements.",
-                changes={"facts.valid_consent": True},
-                outcome=outcome,
-                citations=cites,
-                consent_elements=elements,
-            ))
+            found.append(
+                Remedy(
+                    kind="consent",
+                    description="Obtain written consent that meets every governing authority's required elements.",
+                    changes={"facts.valid_consent": True},
+                    outcome=outcome,
+                    citations=cites,
+                    consent_elements=elements,
+                )
+            )
     # 3. A less identifying form of the data.
     for form in ("limited_data_set", "deidentified", "aggregate"):
         if form == request.form:
@@ -377,12 +419,14 @@ def _remedies(law: LawPack, request: Request, as_of: dt.date, decision: _Decisio
         if better(outcome):
             dropped = [d for d in request.data if d not in data]
             extra = f" without {', '.join(dropped)}" if dropped else ""
-            found.append(Remedy(
-                kind="form",
-                description=f"Share the data as {form.replace('_', ' ')}{extra}.",
-                changes={"form": form, "data": list(data)},
-                outcome=outcome,
-            ))
+            found.append(
+                Remedy(
+                    kind="form",
+                    description=f"Share the data as {form.replace('_', ' ')}{extra}.",
+                    changes={"form": form, "data": list(data)},
+                    outcome=outcome,
+                )
+            )
             break
     # 4. Leave out a data category that brings a stricter authority.
     if len(request.data) > 1:
@@ -390,34 +434,53 @@ def _remedies(law: LawPack, request: Request, as_of: dt.date, decision: _Decisio
             data = tuple(d for d in request.data if d != category)
             outcome = decide(law, request.model_copy(update={"data": data}), as_of).outcome
             if better(outcome):
-                found.append(Remedy(
-                    kind="data",
-                    description=f"Leave out {category}.",
-                    changes={"data": list(data)},
-                    outcome=outcome,
-                ))
+                found.append(
+                    Remedy(
+                        kind="data",
+                        description=f"Leave out {category}.",
+                        changes={"data": list(data)},
+                        outcome=outcome,
+                    )
+                )
     return found
 
 
 def _trace(decision: _Decision, lookup: cond_mod.Lookup, law: LawPack) -> list[TraceEntry]:
     out: list[TraceEntry] = []
     for ev in decision.authorities:
-        out.append(TraceEntry(
-            rule=f"{ev.authority.id}:governs", authority=ev.authority.id, kind="governs", result="holds",
-            reason=ev.governs_reason or "governs",
-        ))
+        out.append(
+            TraceEntry(
+                rule=f"{ev.authority.id}:governs",
+                authority=ev.authority.id,
+                kind="governs",
+                result="holds",
+                reason=ev.governs_reason or "governs",
+            )
+        )
         for e in ev.evals:
             result = {True: "holds", False: "does_not_hold", None: "unknown"}[e.value]
             reason = "; ".join(cond_mod.reasons(e.version.when, lookup))
             if e.rule.id in law.overrides:
                 reason += f" (rule from the {law.overrides[e.rule.id]} pack)"
-            out.append(TraceEntry(
-                rule=e.rule.id, authority=ev.authority.id, kind=e.rule.kind, result=result, reason=reason,
-                version=e.version.label, unknown_facts=sorted(e.unknown),
-            ))
+            out.append(
+                TraceEntry(
+                    rule=e.rule.id,
+                    authority=ev.authority.id,
+                    kind=e.rule.kind,
+                    result=result,
+                    reason=reason,
+                    version=e.version.label,
+                    unknown_facts=sorted(e.unknown),
+                )
+            )
         for rule in ev.not_in_force:
-            out.append(TraceEntry(
-                rule=rule.id, authority=ev.authority.id, kind=rule.kind, result="not_in_force",
-                reason="no version of this rule is in force on the as_of date",
-            ))
+            out.append(
+                TraceEntry(
+                    rule=rule.id,
+                    authority=ev.authority.id,
+                    kind=rule.kind,
+                    result="not_in_force",
+                    reason="no version of this rule is in force on the as_of date",
+                )
+            )
     return out

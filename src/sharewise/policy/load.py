@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import itertools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -138,8 +139,16 @@ class RawPack(_Strict):
 
 
 EXPECT_KEYS = {
-    "outcome", "outcome_in", "authorities", "pathway", "applies", "not_applies", "cites",
-    "documents", "obligations_cite", "questions",
+    "outcome",
+    "outcome_in",
+    "authorities",
+    "pathway",
+    "applies",
+    "not_applies",
+    "cites",
+    "documents",
+    "obligations_cite",
+    "questions",
 }
 
 
@@ -188,7 +197,14 @@ class _Collector:
             self.problems.extend(exc.problems)
             return None
 
-    def validate(self, model: type[BaseModel], data: Any, path: Path, lines: Lines, prefix: tuple[Any, ...] = ()) -> Any:
+    def validate(
+        self,
+        model: type[BaseModel],
+        data: Any,
+        path: Path,
+        lines: Lines,
+        prefix: tuple[Any, ...] = (),
+    ) -> Any:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
@@ -223,14 +239,25 @@ def load_vocabulary(path: Path, col: _Collector) -> tuple[RawVocabulary | None, 
 def _merge_vocab(base: RawVocabulary, extra: RawVocabulary, path: Path, lines: Lines, col: _Collector) -> RawVocabulary:
     for section in ("programs", "data_categories", "recipient_kinds", "purposes", "roles", "forms"):
         if getattr(extra, section):
-            col.add(path, lines, (section,), f"{section}: a state pack may add facts and documents only; {section} are the public contract")
+            col.add(
+                path,
+                lines,
+                (section,),
+                f"{section}: a state pack may add facts and documents only; {section} are the public contract",
+            )
     facts = {**base.facts}
     for fact_id, fact in extra.facts.items():
         if fact_id in facts:
             col.add(path, lines, ("facts", fact_id), f"fact '{fact_id}' is already defined")
         facts[fact_id] = fact
     documents = {**base.documents, **extra.documents}
-    return base.model_copy(update={"facts": facts, "documents": documents, "constraints": [*base.constraints, *extra.constraints]})
+    return base.model_copy(
+        update={
+            "facts": facts,
+            "documents": documents,
+            "constraints": [*base.constraints, *extra.constraints],
+        }
+    )
 
 
 class _PackDir:
@@ -284,7 +311,12 @@ def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = N
         col.problems.append(Problem(col.rel(federal_root / "pack.yaml"), "the base pack must have kind: federal"))
     for extra in packs[1:]:
         if extra.raw.kind != "state" or extra.raw.extends != packs[0].raw.id:
-            col.problems.append(Problem(col.rel(extra.root / "pack.yaml"), f"a layered pack must have kind: state and extends: {packs[0].raw.id}"))
+            col.problems.append(
+                Problem(
+                    col.rel(extra.root / "pack.yaml"),
+                    f"a layered pack must have kind: state and extends: {packs[0].raw.id}",
+                )
+            )
 
     # Vocabulary: the base pack's, plus facts from state vocabularies and authority files.
     vocab_path = federal_root / "vocabulary.yaml"
@@ -312,7 +344,12 @@ def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = N
                 continue
             for fact_id, fact in raw_auth.facts.items():
                 if fact_id in facts:
-                    col.add(auth_path, lines, ("facts", fact_id), f"fact '{fact_id}' is already defined in {fact_origin[fact_id]}")
+                    col.add(
+                        auth_path,
+                        lines,
+                        ("facts", fact_id),
+                        f"fact '{fact_id}' is already defined in {fact_origin[fact_id]}",
+                    )
                     continue
                 facts[fact_id] = fact
                 fact_origin[fact_id] = col.rel(auth_path)
@@ -347,12 +384,17 @@ def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = N
             if rule_path.name == "authority.yaml":
                 continue
             if rule_path.name.endswith(".cases.yaml"):
-                cases.extend(_load_cases(rule_path, col))
+                cases.extend(_load_cases(rule_path, col, pack.raw.id))
                 continue
             rules.extend(_load_rules(rule_path, raw_auth.id, pack.raw.id, vocab, col))
         existing = authorities.get(raw_auth.id)
         if existing is not None and pack is packs[0]:
-            col.add(auth_path, lines, ("id",), f"authority '{raw_auth.id}' is defined twice (also in {existing.source})")
+            col.add(
+                auth_path,
+                lines,
+                ("id",),
+                f"authority '{raw_auth.id}' is defined twice (also in {existing.source})",
+            )
             continue
         merged: dict[str, Rule] = {r.id: r for r in existing.rules} if existing else {}
         for rule in rules:
@@ -362,13 +404,24 @@ def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = N
                 continue
             if owner is not None:
                 if owner[0] != raw_auth.id:
-                    col.problems.append(Problem(rule.source, f"rule '{rule.id}' overrides a rule of authority '{owner[0]}' from authority '{raw_auth.id}'"))
+                    col.problems.append(
+                        Problem(
+                            rule.source,
+                            f"rule '{rule.id}' overrides a rule of authority '{owner[0]}' from authority '{raw_auth.id}'",
+                        )
+                    )
                     continue
                 overrides[rule.id] = pack.raw.id
             rule_index[rule.id] = (raw_auth.id, rule.source)
             merged[rule.id] = rule
         if existing is not None:
-            authorities[raw_auth.id] = Authority(**{**existing.__dict__, "rules": tuple(merged.values()), "governs_when": governs or existing.governs_when})
+            authorities[raw_auth.id] = Authority(
+                **{
+                    **existing.__dict__,
+                    "rules": tuple(merged.values()),
+                    "governs_when": governs or existing.governs_when,
+                }
+            )
             continue
         authorities[raw_auth.id] = Authority(
             id=raw_auth.id,
@@ -399,7 +452,9 @@ def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = N
     )
 
 
-def _condition(raw: Any, vocab: Vocabulary, col: _Collector, path: Path, lines: Lines, where: tuple[Any, ...]) -> cond_mod.Condition | None:
+def _condition(
+    raw: Any, vocab: Vocabulary, col: _Collector, path: Path, lines: Lines, where: tuple[Any, ...]
+) -> cond_mod.Condition | None:
     if raw is None:
         col.add(path, lines, where, f"{'.'.join(map(str, where))}: a condition is required")
         return None
@@ -410,16 +465,16 @@ def _condition(raw: Any, vocab: Vocabulary, col: _Collector, path: Path, lines: 
         return None
     ok = True
     for atom, _ in cond_mod.atoms(parsed):
-        message = _check_atom(atom, vocab)
-        if message:
-            col.add(path, lines, where, message)
+        atom_problem = _check_atom(atom, vocab)
+        if atom_problem:
+            col.add(path, lines, where, atom_problem)
             ok = False
     return parsed if ok else None
 
 
 def _check_atom(atom: cond_mod.Atom, vocab: Vocabulary) -> str | None:
     if atom.path.startswith("facts."):
-        fact = atom.path[len("facts."):]
+        fact = atom.path[len("facts.") :]
         if fact not in vocab.facts:
             return f"unknown fact '{fact}'{did_you_mean(fact, vocab.facts)}; define it in vocabulary.yaml or the authority's facts"
         if atom.op != "is":
@@ -456,13 +511,26 @@ def _load_rules(path: Path, authority_id: str, pack_id: str, vocab: Vocabulary, 
             continue
         where = ("rules", i)
         if not raw.id.startswith(authority_id + "."):
-            col.add(path, lines, (*where, "id"), f"rule id '{raw.id}' must start with its authority id '{authority_id}.'")
-        if raw.kind == "consent" and not raw.consent_elements:
-            col.add(path, lines, (*where, "consent_elements"), f"{raw.id}: a consent rule must list its consent_elements")
+            col.add(
+                path,
+                lines,
+                (*where, "id"),
+                f"rule id '{raw.id}' must start with its authority id '{authority_id}.'",
+            )
         if raw.kind != "consent" and raw.consent_elements:
-            col.add(path, lines, (*where, "consent_elements"), f"{raw.id}: only consent rules carry consent_elements")
+            col.add(
+                path,
+                lines,
+                (*where, "consent_elements"),
+                f"{raw.id}: only consent rules carry consent_elements",
+            )
         if raw.kind == "consent" and _reads_fact(raw.when, "valid_consent"):
-            col.add(path, lines, (*where, "when"), f"{raw.id}: a consent rule must not test facts.valid_consent; the engine reads it")
+            col.add(
+                path,
+                lines,
+                (*where, "when"),
+                f"{raw.id}: a consent rule must not test facts.valid_consent; the engine reads it",
+            )
         base = _version(raw, None, vocab, col, path, lines, where)
         versions: list[RuleVersion] = []
         if raw.versions:
@@ -473,12 +541,29 @@ def _load_rules(path: Path, authority_id: str, pack_id: str, vocab: Vocabulary, 
         elif base is not None:
             versions.append(base)
         versions.sort(key=lambda v: v.effective_from)
-        for a, b in zip(versions, versions[1:], strict=False):
+        if raw.kind == "consent" and any(not v.consent_elements for v in versions):
+            col.add(
+                path,
+                lines,
+                (*where, "consent_elements"),
+                f"{raw.id}: a consent rule must list its consent_elements (in every version)",
+            )
+        for a, b in itertools.pairwise(versions):
             if a.effective_to is None or a.effective_to >= b.effective_from:
-                col.add(path, lines, (*where, "versions"), f"{raw.id}: versions {a.label} and {b.label} overlap")
+                col.add(
+                    path,
+                    lines,
+                    (*where, "versions"),
+                    f"{raw.id}: versions {a.label} and {b.label} overlap",
+                )
         for v in versions:
             if v.effective_to is not None and v.effective_to < v.effective_from:
-                col.add(path, lines, (*where, "versions"), f"{raw.id}: version {v.label} ends before it starts")
+                col.add(
+                    path,
+                    lines,
+                    (*where, "versions"),
+                    f"{raw.id}: version {v.label} ends before it starts",
+                )
         out.append(
             Rule(
                 id=raw.id,
@@ -504,20 +589,45 @@ def _reads_fact(raw: Any, fact: str) -> bool:
     return False
 
 
-def _version(raw: RawRule, override: RawVersion | None, vocab: Vocabulary, col: _Collector, path: Path, lines: Lines, where: tuple[Any, ...]) -> RuleVersion | None:
+def _version(
+    raw: RawRule,
+    override: RawVersion | None,
+    vocab: Vocabulary,
+    col: _Collector,
+    path: Path,
+    lines: Lines,
+    where: tuple[Any, ...],
+) -> RuleVersion | None:
     def pick(name: str) -> Any:
         value = getattr(override, name) if override is not None else None
         return getattr(raw, name) if value is None else value
 
-    when = _condition(pick("when"), vocab, col, path, lines, (*where, "when") if override is not None and override.when is not None else (*where[:2], "when"))
+    when = _condition(
+        pick("when"),
+        vocab,
+        col,
+        path,
+        lines,
+        (*where, "when") if override is not None and override.when is not None else (*where[:2], "when"),
+    )
     documents = tuple(pick("documents"))
     for doc in documents:
         if doc not in vocab.documents:
-            col.add(path, lines, (*where, "documents"), f"unknown document type '{doc}'{did_you_mean(doc, vocab.documents)}")
+            col.add(
+                path,
+                lines,
+                (*where, "documents"),
+                f"unknown document type '{doc}'{did_you_mean(doc, vocab.documents)}",
+            )
     confidence = pick("confidence")
     notes = pick("notes")
     if confidence == "uncertain" and not notes:
-        col.add(path, lines, where, f"{raw.id}: a rule with confidence uncertain must explain itself in notes")
+        col.add(
+            path,
+            lines,
+            where,
+            f"{raw.id}: a rule with confidence uncertain must explain itself in notes",
+        )
     if when is None:
         return None
     return RuleVersion(
@@ -535,7 +645,7 @@ def _version(raw: RawRule, override: RawVersion | None, vocab: Vocabulary, col: 
     )
 
 
-def _load_cases(path: Path, col: _Collector) -> list[Case]:
+def _load_cases(path: Path, col: _Collector, pack_id: str = "shared") -> list[Case]:
     read = col.read(path)
     if read is None:
         return []
@@ -547,7 +657,16 @@ def _load_cases(path: Path, col: _Collector) -> list[Case]:
     for i, item in enumerate(data):
         raw = col.validate(RawCase, item, path, lines, (i,))
         if raw is not None:
-            out.append(Case(raw.name, raw.request, raw.expect, raw.basis, f"{col.rel(path)}:{line_of(lines, (i,))}"))
+            out.append(
+                Case(
+                    raw.name,
+                    raw.request,
+                    raw.expect,
+                    raw.basis,
+                    f"{col.rel(path)}:{line_of(lines, (i,))}",
+                    pack_id,
+                )
+            )
     return out
 
 

@@ -92,6 +92,7 @@ class Case:
     expect: dict[str, Any]
     basis: str | None
     source: str
+    pack: str = "federal"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ def parse_request(data: Any, vocab: Vocabulary, lines: Lines | None = None, labe
         return f"{loc}: {dotted}" if dotted else loc
 
     if not isinstance(data, dict):
-        raise InvalidRequestError("invalid request", [Problem(label, "a request must be a mapping (YAML or JSON object)")])
+        raise InvalidRequestError(
+            "invalid request", [Problem(label, "a request must be a mapping (YAML or JSON object)")]
+        )
     try:
         request = Request.model_validate(data)
     except ValidationError as exc:
@@ -71,8 +73,8 @@ def _check_ids(data: dict[str, Any], vocab: Vocabulary, problems: list[Problem],
         if isinstance(value, str) and value not in ids:
             problems.append(Problem(where(path), f"unknown {what} '{value}'{did_you_mean(value, ids)}"))
 
-    source = data.get("source") if isinstance(data.get("source"), dict) else {}
-    recipient = data.get("recipient") if isinstance(data.get("recipient"), dict) else {}
+    source: dict[str, Any] = data["source"] if isinstance(data.get("source"), dict) else {}
+    recipient: dict[str, Any] = data["recipient"] if isinstance(data.get("recipient"), dict) else {}
     check(source.get("program"), vocab.programs, ("source", "program"), "program")
     check(recipient.get("program"), vocab.programs, ("recipient", "program"), "program")
     check(recipient.get("kind"), vocab.recipient_kinds, ("recipient", "kind"), "recipient kind")
@@ -96,7 +98,12 @@ def _check_ids(data: dict[str, Any], vocab: Vocabulary, problems: list[Problem],
     if isinstance(facts, dict):
         for name in facts:
             if name not in vocab.facts:
-                problems.append(Problem(where(("facts", name)), f"unknown fact '{name}'{did_you_mean(str(name), vocab.facts)}"))
+                problems.append(
+                    Problem(
+                        where(("facts", name)),
+                        f"unknown fact '{name}'{did_you_mean(str(name), vocab.facts)}",
+                    )
+                )
 
 
 def make_lookup(request: Request) -> cond_mod.Lookup:

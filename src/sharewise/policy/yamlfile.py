@@ -58,7 +58,7 @@ def _convert(node: yaml.Node, path: tuple[Any, ...], lines: Lines, problems: lis
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _constructor.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = _constructor.construct_object(key_node, deep=True)
             if key == "<<":
                 problems.append(Problem(f"{label}:{key_node.start_mark.line + 1}", "merge keys (<<) are not allowed"))
                 continue
@@ -76,7 +76,7 @@ def _convert(node: yaml.Node, path: tuple[Any, ...], lines: Lines, problems: lis
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*path, i), lines, problems, label) for i, item in enumerate(node.value)]
-    return _constructor.construct_object(node)  # type: ignore[no-untyped-call]
+    return _constructor.construct_object(node)
 
 
 def line_of(lines: Lines, path: tuple[Any, ...]) -> int | None:

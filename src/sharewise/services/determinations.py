@@ -41,7 +41,9 @@ def parse_request_text(text: str, law: LawPack, label: str = "request") -> Reque
     return parse_request(data, law.vocabulary, lines, label)
 
 
-def determine(law: LawPack, request: Request | dict[str, Any], today: dt.date, as_of: dt.date | None = None) -> Determination:
+def determine(
+    law: LawPack, request: Request | dict[str, Any], today: dt.date, as_of: dt.date | None = None
+) -> Determination:
     """Evaluate a request; an explicit as_of overrides the request's own date."""
     if isinstance(request, dict):
         request = parse_request(request, law.vocabulary)
