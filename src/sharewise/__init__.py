@@ -33,9 +33,9 @@ __all__ = [
 
 def load_law(state_pack: Path | str | None = None) -> LawPack:
     """Load the federal law pack, layered with a state pack directory if given."""
-    from sharewise.wiring import Settings, law_for
+    from sharewise.wiring import Settings, default_cache_dir, law_for
 
-    return law_for(Settings(state_pack=Path(state_pack) if state_pack else None))
+    return law_for(Settings(state_pack=Path(state_pack) if state_pack else None, cache_dir=default_cache_dir()))
 
 
 def evaluate(

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-from sharewise.policy.load import load_law
+from sharewise.policy.cache import load_law_cached
 from sharewise.policy.model import LawPack
 
 
@@ -41,18 +41,28 @@ class Settings:
     """Configuration read from the environment (SHAREWISE_*)."""
 
     state_pack: Path | None = None
+    cache_dir: Path | None = None  # compiled law-pack cache; None disables it
 
     @classmethod
     def from_env(cls) -> Settings:
         state = os.environ.get("SHAREWISE_STATE_PACK")
-        return cls(state_pack=Path(state) if state else None)
+        return cls(state_pack=Path(state) if state else None, cache_dir=default_cache_dir())
+
+
+def default_cache_dir() -> Path | None:
+    """SHAREWISE_CACHE_DIR, or the user's cache directory; 'off' disables the cache."""
+    configured = os.environ.get("SHAREWISE_CACHE_DIR")
+    if configured:
+        return None if configured.lower() == "off" else Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sharewise"
 
 
 @lru_cache(maxsize=8)
-def _cached_law(state_pack: Path | None) -> LawPack:
-    return load_law(state_pack)
+def _cached_law(state_pack: Path | None, cache_dir: Path | None) -> LawPack:
+    return load_law_cached(state_pack, cache_dir)
 
 
 def law_for(settings: Settings) -> LawPack:
     """The law pack the settings select (loaded once per process)."""
-    return _cached_law(settings.state_pack)
+    return _cached_law(settings.state_pack, settings.cache_dir)

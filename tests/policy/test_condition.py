@@ -113,3 +113,16 @@ def test_learning_a_fact_never_flips_a_known_answer(values: list[bool | None], i
             after = c.evaluate(cond, lookup_from({**env, f"facts.f{i}": learned}))[0]
             if before is not None:
                 assert after is before
+
+
+def test_reasons_for_a_negated_test_read_the_right_way_round() -> None:
+    cond, _ = c.parse({"not": {"fact": "recipient.kind", "eq": "data_subject"}})
+    assert cond is not None
+    assert c.reasons(cond, lookup_from({"recipient.kind": "court"})) == [
+        "recipient.kind is not data_subject (it is court)"
+    ]
+    held, _ = c.parse({"fact": "recipient.kind", "in": ["court", "grand_jury"]})
+    assert held is not None
+    assert c.reasons(held, lookup_from({"recipient.kind": "public"})) == [
+        "recipient.kind is not one of court, grand_jury (it is public)"
+    ]

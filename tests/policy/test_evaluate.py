@@ -14,8 +14,9 @@ from sharewise.domain.outcome import Outcome, combine
 from sharewise.policy import condition as cond_mod
 from sharewise.policy import evaluate as evaluate_mod
 from sharewise.policy.evaluate import evaluate
-from sharewise.policy.load import FEDERAL_PACK, load_law
+from sharewise.policy.load import load_law
 from sharewise.policy.model import LawPack
+from sharewise.policy.packfiles import FEDERAL_PACK
 from sharewise.policy.request_parse import parse_request
 from tests.conftest import TODAY
 
@@ -158,3 +159,21 @@ def test_unknown_governance_is_treated_as_governing(law: LawPack) -> None:
     pack = dataclasses.replace(law, authorities=(dataclasses.replace(snap, governs_when=unknown),))
     det = evaluate(pack, req(law), TODAY)
     assert [a.authority for a in det.authorities] == ["snap"]
+
+
+def test_an_authority_with_no_rule_in_force_fails_closed(law: LawPack) -> None:
+    # The Part 2 rules encoded start in 2017; a disclosure dated earlier cannot be answered.
+    r = parse_request(
+        {
+            "as_of": "2010-01-01",
+            "source": {"program": "sud_treatment"},
+            "recipient": {"kind": "researcher"},
+            "purpose": "research",
+            "data": ["sud_treatment_information"],
+        },
+        law.vocabulary,
+    )
+    det = evaluate(law, r, TODAY)
+    part2 = next(a for a in det.authorities if a.authority == "part2")
+    assert part2.outcome is Outcome.NEEDS_LEGAL_REVIEW
+    assert "in force" in part2.explanation

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sharewise.domain.errors import InvalidLawPackError
-from sharewise.policy.load import FEDERAL_PACK, load_law
+from sharewise.policy.load import load_law
+from sharewise.policy.packfiles import FEDERAL_PACK
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "law_invalid"
 

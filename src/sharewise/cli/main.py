@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 
 from sharewise.cli import render
-from sharewise.cli.interview import run_interview
 from sharewise.domain.errors import InvalidRequestError, Problem, SharewiseError
 from sharewise.services import demo as demo_service
 from sharewise.services import law_docs as law_docs_service
@@ -50,7 +49,7 @@ StatePack = Annotated[
 
 def _settings(state_pack: Path | None) -> Settings:
     settings = Settings.from_env()
-    return Settings(state_pack=state_pack) if state_pack else settings
+    return Settings(state_pack=state_pack, cache_dir=settings.cache_dir) if state_pack else settings
 
 
 def handles_errors(fn: F) -> F:
@@ -135,6 +134,8 @@ def interview(
     state_pack: StatePack = None,
 ) -> None:
     """A guided interview: whose records, to whom, for what; then only the facts that matter."""
+    from sharewise.cli.interview import run_interview
+
     law = law_for(_settings(state_pack))
     run_interview(law, out, SystemClock().today(), save)
 
@@ -273,6 +274,7 @@ def law_validate(state_pack: StatePack = None) -> None:
     """Load the law pack strictly; report every problem with file:line (exit 3 if any)."""
     law = law_for(_settings(state_pack))
     rules = law.all_rules()
+    law.cases  # noqa: B018 - reading the cases validates them too
     out.print(
         f"[green]valid[/]: {law.law_version}, {len(law.authorities)} authorities, {len(rules)} rules, "
         f"{len(law.cases)} cases, content {law.content_hash[:12]}"

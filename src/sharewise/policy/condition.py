@@ -40,21 +40,41 @@ class Atom:
             return None, frozenset((self.path,))
         return _apply(self.op, actual, self.value), frozenset()
 
-    def describe(self, lookup: Lookup | None = None) -> str:
-        actual = lookup(self.path) if lookup else MISSING
+    def describe(self, lookup: Lookup | None = None, held: bool = True) -> str:
+        """Say in words what was tested and, where known, the actual value."""
+        actual: Any = lookup(self.path) if lookup else MISSING
         if self.op == "is":
-            return f"{self.path} is {'true' if self.value else 'false'}"
-        if actual is not MISSING and self.op in ("eq", "in"):
-            return f"{self.path} = {actual}"
-        if self.op == "contains":
-            return f"{self.path} includes {self.value}"
-        if self.op == "contains_any":
-            return f"{self.path} includes one of {', '.join(self.value)}"
-        if self.op == "subset_of":
-            return f"{self.path} only within {', '.join(self.value)}"
+            state = self.value if held else not self.value
+            return f"{self.path} is {'true' if state else 'false'}"
+        values = self.value if isinstance(self.value, tuple) else (self.value,)
+        listed = _listing(values)
+        if held:
+            if self.op in ("eq", "in") and actual is not MISSING:
+                return f"{self.path} = {actual}"
+            if self.op == "contains":
+                return f"{self.path} includes {self.value}"
+            if self.op == "contains_any":
+                present = [v for v in values if actual is not MISSING and v in actual] or list(values)
+                return f"{self.path} includes {_listing(tuple(present))}"
+            if self.op == "subset_of":
+                return f"{self.path} only within {listed}"
+            return f"{self.path} is one of {listed}"
+        shown = f" (it is {actual})" if actual is not MISSING and self.op in ("eq", "in") else ""
+        if self.op == "eq":
+            return f"{self.path} is not {self.value}{shown}"
         if self.op == "in":
-            return f"{self.path} is one of {', '.join(self.value)}"
-        return f"{self.path} = {self.value}"
+            return f"{self.path} is not one of {listed}{shown}"
+        if self.op == "contains":
+            return f"{self.path} does not include {self.value}"
+        if self.op == "contains_any":
+            return f"{self.path} includes none of {listed}"
+        outside = [v for v in actual if v not in values] if actual is not MISSING else []
+        return f"{self.path} includes {_listing(tuple(outside))}, outside {listed}"
+
+
+def _listing(values: tuple[Any, ...], limit: int = 6) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (f" (+{len(values) - limit} more)" if len(values) > limit else "")
 
 
 def _apply(op: str, actual: Any, value: Any) -> bool:
@@ -157,8 +177,7 @@ def reasons(cond: Condition, lookup: Lookup) -> list[str]:
 
 def _explain(cond: Condition, lookup: Lookup, value: bool) -> list[str]:
     if isinstance(cond, Atom):
-        text = cond.describe(lookup)
-        return [text] if value else [f"not ({text})"]
+        return [cond.describe(lookup, held=value)]
     if isinstance(cond, Always):
         return []
     if isinstance(cond, Not):

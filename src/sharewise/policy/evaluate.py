@@ -87,6 +87,10 @@ def _decide_authority(
         value, unknown = cond_mod.evaluate(version.when, lookup)
         evals.append(_RuleEval(rule, version, value, unknown))
 
+    if not evals:
+        # No rule of this authority is in force on the date: the pack cannot answer (fail closed).
+        return _AuthorityEval(authority, Outcome.NEEDS_LEGAL_REVIEW, None, evals, not_in_force=not_in_force)
+
     def of(kind: str, value: cond_mod.TV) -> list[_RuleEval]:
         return [e for e in evals if e.rule.kind == kind and e.value is value]
 
@@ -210,6 +214,11 @@ def _authority_result(ev: _AuthorityEval, request: Request, lookup: cond_mod.Loo
         )
     elif deciding is not None:
         explanation = f"{deciding.rule.title} ({citations[0]}): {deciding.version.summary}"
+    elif not ev.evals:
+        explanation = (
+            f"No rule encoded for {authority.name} is in force on the as_of date, "
+            "so the pack cannot answer for that date; the answer needs legal review."
+        )
     else:
         explanation = "No rule decided this authority."
     flags = []
@@ -294,6 +303,9 @@ def _obligations(decision: _Decision, lookup: cond_mod.Lookup) -> tuple[list[Obl
         if e.rule.kind == "consent" and "consent_form" not in documents:
             documents.append("consent_form")
 
+    if decision.outcome is Outcome.PROHIBITED:
+        # Nothing may be disclosed, so no duty of a disclosure applies; the remedies say what would.
+        return [], []
     for ev in decision.authorities:
         if (
             ev.deciding is not None

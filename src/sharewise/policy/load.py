@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import difflib
-import hashlib
 import itertools
 from pathlib import Path
 from typing import Any, Literal
@@ -24,16 +22,18 @@ from sharewise.policy.model import (
     RuleVersion,
     Vocabulary,
 )
+from sharewise.policy.packfiles import FEDERAL_PACK, hash_files
+from sharewise.policy.suggest import did_you_mean
 from sharewise.policy.yamlfile import Lines, YamlProblem, line_of, read_yaml
-
-FEDERAL_PACK = Path(__file__).resolve().parent.parent / "law" / "federal"
 
 ID_SEGMENT = r"[a-z0-9][a-z0-9_-]*"
 RULE_ID = rf"^[a-z0-9_]+(\.{ID_SEGMENT})+$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the schemas are built on first validation, not at import, so that reading a
+    # cached pack (the common case) does not pay for them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class RawCitation(_Strict):
@@ -167,12 +167,6 @@ class RawCase(_Strict):
         return value
 
 
-def did_you_mean(value: str, choices: Any) -> str:
-    """A ' (did you mean X?)' suffix when a close id exists."""
-    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 class _Collector:
     """Gathers problems across files so that all are reported at once."""
 
@@ -279,17 +273,6 @@ def _read_pack(root: Path, col: _Collector) -> RawPack | None:
     return pack
 
 
-def _hash_files(roots: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for root in roots:
-        for path in sorted(root.rglob("*.yaml")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(b"\0")
-            digest.update(path.read_bytes())
-            digest.update(b"\0")
-    return digest.hexdigest()
-
-
 def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = None) -> LawPack:
     """Load the federal pack, optionally layered with a state pack; raise with every problem."""
     federal_root = Path(federal_pack) if federal_pack else FEDERAL_PACK
@@ -376,7 +359,7 @@ def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = N
     authorities: dict[str, Authority] = {}
     rule_index: dict[str, tuple[str, str]] = {}  # rule id -> (authority id, location)
     overrides: dict[str, str] = {}
-    cases: list[Case] = []
+    case_files: list[tuple[Path, str]] = []
     for pack, auth_path, raw_auth, lines in authority_files:
         governs = _condition(raw_auth.governs_when, vocab, col, auth_path, lines, ("governs_when",))
         rules: list[Rule] = []
@@ -384,7 +367,7 @@ def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = N
             if rule_path.name == "authority.yaml":
                 continue
             if rule_path.name.endswith(".cases.yaml"):
-                cases.extend(_load_cases(rule_path, col, pack.raw.id))
+                case_files.append((rule_path, pack.raw.id))
                 continue
             rules.extend(_load_rules(rule_path, raw_auth.id, pack.raw.id, vocab, col))
         existing = authorities.get(raw_auth.id)
@@ -444,10 +427,10 @@ def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = N
         id=pack_ids,
         version=version,
         name=packs[-1].raw.name,
-        content_hash=_hash_files([p.root for p in packs]),
+        content_hash=hash_files([p.root for p in packs]),
         vocabulary=vocab,
         authorities=tuple(authorities.values()),
-        cases=tuple(cases),
+        case_files=tuple(case_files),
         overrides=overrides,
     )
 
@@ -668,6 +651,17 @@ def _load_cases(path: Path, col: _Collector, pack_id: str = "shared") -> list[Ca
                 )
             )
     return out
+
+
+def load_pack_cases(files: tuple[tuple[Path, str], ...]) -> tuple[Case, ...]:
+    """Read the cases files of a pack; raise with every problem at once."""
+    col = _Collector(files[0][0].parents[1] if files else Path("."))
+    cases: list[Case] = []
+    for path, pack_id in files:
+        cases.extend(_load_cases(path, col, pack_id))
+    if col.problems:
+        raise InvalidLawPackError("the law pack's cases are invalid", col.problems)
+    return tuple(cases)
 
 
 def load_cases_file(path: Path) -> list[Case]:

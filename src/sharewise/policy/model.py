@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from sharewise.domain.determination import Citation
@@ -133,8 +135,15 @@ class LawPack:
     content_hash: str
     vocabulary: Vocabulary
     authorities: tuple[Authority, ...]
-    cases: tuple[Case, ...]
+    case_files: tuple[tuple[Path, str], ...]  # (file, pack id); cases are read on first use
     overrides: dict[str, str] = field(default_factory=dict)  # rule id -> overriding pack
+
+    @cached_property
+    def cases(self) -> tuple[Case, ...]:
+        """The golden cases beside the rules (read lazily: determinations do not need them)."""
+        from sharewise.policy.load import load_pack_cases
+
+        return load_pack_cases(self.case_files)
 
     @property
     def law_version(self) -> str:

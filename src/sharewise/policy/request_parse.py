@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from sharewise.domain.errors import InvalidRequestError, Problem
 from sharewise.domain.request import Request
 from sharewise.policy import condition as cond_mod
-from sharewise.policy.load import did_you_mean
 from sharewise.policy.model import Vocabulary
+from sharewise.policy.suggest import did_you_mean
 from sharewise.policy.yamlfile import Lines, line_of
 
 EARLIEST = dt.date(1970, 1, 1)

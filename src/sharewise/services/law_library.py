@@ -8,8 +8,9 @@ from pathlib import Path
 
 from sharewise.domain.errors import NotFoundError
 from sharewise.policy.cases import CaseResult, coverage_gaps, run_case
-from sharewise.policy.load import did_you_mean, load_cases_file
+from sharewise.policy.load import load_cases_file
 from sharewise.policy.model import Authority, Case, LawPack, Rule
+from sharewise.policy.suggest import did_you_mean
 
 
 @dataclass
