@@ -80,6 +80,10 @@ def test_check_accepts_json_requests(tmp_path: Path) -> None:
             "contradictory request",
         ),
         (
+            "source: {program: runaway_homeless_youth}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\nfacts: {rhy_basic_center: true, rhy_transitional_living: true}\n",
+            "cannot both be true",
+        ),
+        (
             "as_of: 1850-01-01\nsource: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\n",
             "out of range",
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -345,6 +346,24 @@ def _questions(law: LawPack, request: Request, as_of: dt.date, decision: _Decisi
     return out
 
 
+def _minimal_fact_changes(version: RuleVersion, request: Request, limit: int = 3) -> list[dict[str, bool]]:
+    """The smallest sets of fact answers that make a rule hold, other facts left as they are."""
+    wanted: dict[str, bool] = {}
+    for atom, polarity in cond_mod.atoms(version.when):
+        if atom.path.startswith("facts."):
+            wanted.setdefault(atom.path[6:], bool(atom.value) == polarity)
+    candidates = [(k, v) for k, v in wanted.items() if request.facts.get(k) is not v]
+    for size in range(1, min(limit, len(candidates)) + 1):
+        found = []
+        for combo in itertools.combinations(candidates, size):
+            changes = dict(combo)
+            if cond_mod.evaluate(version.when, make_lookup(request.with_facts(**changes)))[0] is True:
+                found.append(changes)
+        if found:
+            return found
+    return []
+
+
 def _remedies(law: LawPack, request: Request, as_of: dt.date, decision: _Decision) -> list[Remedy]:
     current = decision.outcome
     found: list[Remedy] = []
@@ -363,17 +382,14 @@ def _remedies(law: LawPack, request: Request, as_of: dt.date, decision: _Decisio
                 continue
             if cond_mod.evaluate(e.version.when, masked)[0] is False:
                 continue
-            changes: dict[str, bool] = {}
-            for atom, polarity in cond_mod.atoms(e.version.when):
-                if atom.path.startswith("facts."):
-                    changes.setdefault(atom.path[6:], bool(atom.value) == polarity)
-            changes = {k: v for k, v in changes.items() if request.facts.get(k) is not v}
-            key = "facts:" + repr(sorted(changes.items()))
-            if not changes or key in seen:
-                continue
-            seen.add(key)
-            outcome = decide(law, request.with_facts(**changes), as_of).outcome
-            if better(outcome):
+            for changes in _minimal_fact_changes(e.version, request):
+                key = "facts:" + repr(sorted(changes.items()))
+                if key in seen:
+                    continue
+                seen.add(key)
+                outcome = decide(law, request.with_facts(**changes), as_of).outcome
+                if not better(outcome):
+                    continue
                 wanted = ", ".join(f"{k} = {str(v).lower()}" for k, v in changes.items())
                 docs = f" Documents: {', '.join(e.version.documents)}." if e.version.documents else ""
                 fact_remedies.append(
