@@ -1,0 +1,1 @@
+"""Security: keys, cryptography, categorization and safeguards for the records sharewise moves."""
