@@ -5,21 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from sharewise.cli import render
-from sharewise.domain.errors import InvalidRequestError, Problem, SharewiseError
+from sharewise.cli.console import StatePack, handles_errors, out, settings_for, state
+from sharewise.domain.errors import InvalidRequestError, Problem
 from sharewise.services import demo as demo_service
 from sharewise.services import law_docs as law_docs_service
 from sharewise.services import law_library
 from sharewise.services.determinations import determine, read_request
-from sharewise.wiring import Settings, SystemClock, law_for
+from sharewise.wiring import SystemClock, law_for
 
 app = typer.Typer(
     name="sharewise",
@@ -31,51 +29,13 @@ app = typer.Typer(
 law_app = typer.Typer(help="The law library: list, show, cite, validate and test rules.", no_args_is_help=True)
 app.add_typer(law_app, name="law")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-_state: dict[str, Any] = {"debug": False}
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-StatePack = Annotated[
-    Path | None,
-    typer.Option(
-        "--state-pack",
-        help="A state law pack directory layered on the federal pack (or SHAREWISE_STATE_PACK).",
-        file_okay=False,
-    ),
-]
-
-
-def _settings(state_pack: Path | None) -> Settings:
-    settings = Settings.from_env()
-    return Settings(state_pack=state_pack, cache_dir=settings.cache_dir) if state_pack else settings
-
-
-def handles_errors(fn: F) -> F:
-    """Print sharewise errors one line per problem, with the error's exit code."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SharewiseError as exc:
-            if _state["debug"]:
-                raise
-            err.print(f"[red]error[/] \\[{exc.code}]: {render._esc(exc.message)}")
-            for problem in exc.problems:
-                err.print(f"  {render._esc(str(problem))}")
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
-
 
 @app.callback()
 def main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     """sharewise: is this disclosure lawful, under which provision, on what conditions?"""
-    _state["debug"] = debug
+    state["debug"] = debug
 
 
 def _parse_date(value: str | None, where: str) -> dt.date | None:
@@ -111,7 +71,7 @@ def check(
             [Problem("--format", f"'{format}' is not one of text, json, markdown")],
         )
     date = _parse_date(as_of, "--as-of")
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     if str(request) == "-":
         from sharewise.services.determinations import parse_request_text
 
@@ -136,7 +96,7 @@ def interview(
     """A guided interview: whose records, to whom, for what; then only the facts that matter."""
     from sharewise.cli.interview import run_interview
 
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     run_interview(law, out, SystemClock().today(), save)
 
 
@@ -144,7 +104,7 @@ def interview(
 @handles_errors
 def demo(state_pack: StatePack = None) -> None:
     """A short tour: realistic requests and the determinations sharewise gives them."""
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     steps = demo_service.run(law, SystemClock().today())
     out.print(f"[bold]sharewise demo[/]: {len(steps)} requests, law pack {law.law_version}\n")
     for i, step in enumerate(steps, 1):
@@ -172,7 +132,7 @@ def law_list(
     state_pack: StatePack = None,
 ) -> None:
     """List authorities and their rules."""
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     authorities = [law_library.find_authority(law, authority)] if authority else list(law.authorities)
     for a in authorities:
         out.print(f"[bold]{a.id}[/] {render._esc(a.name)} [dim]({len(a.rules)} rules, {a.folder})[/]")
@@ -189,7 +149,7 @@ def law_show(
     state_pack: StatePack = None,
 ) -> None:
     """Show a rule: summary, citations, versions, condition source, obligations and cases."""
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     if law.authority(rule_id) is not None and law.rule(rule_id) is None:
         a = law_library.find_authority(law, rule_id)
         out.print(f"[bold]{render._esc(a.name)}[/] ({a.id})")
@@ -235,7 +195,7 @@ def law_cite(
     state_pack: StatePack = None,
 ) -> None:
     """Print a rule's citations and source links, ready to paste into a memo."""
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     rule = law_library.find_rule(law, rule_id)
     date = _parse_date(as_of, "--as-of") or SystemClock().today()
     version = rule.version_on(date)
@@ -250,7 +210,7 @@ def law_cite(
 @handles_errors
 def law_vocab(state_pack: StatePack = None) -> None:
     """The request vocabulary: every id a request may use, and every fact the pack reads."""
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     v = law.vocabulary
     sections = [
         ("Programs (source.program, recipient.program)", v.programs),
@@ -272,7 +232,7 @@ def law_vocab(state_pack: StatePack = None) -> None:
 @handles_errors
 def law_validate(state_pack: StatePack = None) -> None:
     """Load the law pack strictly; report every problem with file:line (exit 3 if any)."""
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     rules = law.all_rules()
     law.cases  # noqa: B018 - reading the cases validates them too
     out.print(
@@ -288,7 +248,7 @@ def law_docs(
     state_pack: StatePack = None,
 ) -> None:
     """Generate reference pages listing every rule with its citations, source links and cases."""
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     written = law_docs_service.write_all(law, out_dir)
     out.print(f"wrote {len(written)} pages to {out_dir}")
 
@@ -306,7 +266,7 @@ def law_test(
     state_pack: StatePack = None,
 ) -> None:
     """Run every golden case of the pack; check every rule has applying and non-applying cases."""
-    law = law_for(_settings(state_pack))
+    law = law_for(settings_for(state_pack))
     report = law_library.run_tests(law, SystemClock().today(), cases, only)
     for result in report.failed:
         out.print(f"[red]FAIL[/] {render._esc(result.case.name)} [dim]{result.case.source}[/]")

@@ -1,0 +1,58 @@
+"""Console output and error reporting shared by every CLI command module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from sharewise.domain.errors import SharewiseError
+from sharewise.wiring import Settings
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+state: dict[str, Any] = {"debug": False}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+StatePack = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-pack",
+        help="A state law pack directory layered on the federal pack (or SHAREWISE_STATE_PACK).",
+        file_okay=False,
+    ),
+]
+
+
+def escape(text: str) -> str:
+    """Escape Rich markup in text that comes from data."""
+    return text.replace("[", r"\[")
+
+
+def settings_for(state_pack: Path | None) -> Settings:
+    """Settings from the environment, with a --state-pack option taking precedence."""
+    settings = Settings.from_env()
+    return Settings(state_pack=state_pack, cache_dir=settings.cache_dir) if state_pack else settings
+
+
+def handles_errors(fn: F) -> F:
+    """Print sharewise errors one line per problem, and exit with the error's exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SharewiseError as exc:
+            if state["debug"]:
+                raise
+            err.print(f"[red]error[/] \\[{exc.code}]: {escape(exc.message)}")
+            for problem in exc.problems:
+                err.print(f"  {escape(str(problem))}")
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
