@@ -1,14 +1,19 @@
-"""Shared fixtures: the federal law pack, loaded once, and a fixed date."""
+"""Shared fixtures: the federal law pack, a fixed date, and stores on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from sharewise.policy.load import load_law
 from sharewise.policy.model import LawPack
+from sharewise.store.database import Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -23,3 +28,36 @@ def law() -> LawPack:
 @pytest.fixture(scope="session")
 def today() -> dt.date:
     return TODAY
+
+
+POSTGRES_ADMIN = os.environ.get("SHAREWISE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_store() -> Iterator[Store]:
+    # A missing PostgreSQL server fails the test (CI must have it); it is never skipped.
+    name = f"sw_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    store = open_store(f"{base}/{name}")
+    try:
+        yield store
+    finally:
+        store.dispose()
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'sharewise.db'}")
+        yield s
+        s.dispose()
+    else:
+        yield from _postgres_store()
+
+
+@pytest.fixture
+def postgres_store() -> Iterator[Store]:
+    yield from _postgres_store()

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from sharewise.cli import audit as audit_cli
 from sharewise.cli import render
 from sharewise.cli.console import StatePack, handles_errors, out, settings_for, state
 from sharewise.domain.errors import InvalidRequestError, Problem
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 law_app = typer.Typer(help="The law library: list, show, cite, validate and test rules.", no_args_is_help=True)
 app.add_typer(law_app, name="law")
+app.add_typer(audit_cli.app, name="audit")
 
 
 @app.callback()

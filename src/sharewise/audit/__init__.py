@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail and the record of disclosures made."""

@@ -1,0 +1,1 @@
+"""The transactional store of the control plane: SQLAlchemy on SQLite (embedded) or PostgreSQL."""

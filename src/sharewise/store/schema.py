@@ -1,0 +1,107 @@
+"""Table definitions for every control-plane record (one MetaData, migrated by Alembic)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# The audit trail: an append-only hash chain. seq is assigned under the head row's lock.
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("at", String(32), nullable=False),  # ISO 8601 UTC, as hashed
+    Column("action", String(80), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("agency", String(200), nullable=True),
+    Column("source", String(20), nullable=False),
+    Column("subject_type", String(40), nullable=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("details", Text, nullable=False),  # canonical JSON: ids, counts, keyed hashes only
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_subject", audit_records.c.subject_type, audit_records.c.subject_id)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(200), nullable=False),  # base64 Ed25519
+)
+
+# Disclosures actually made, for the accounting of disclosures.
+disclosures = Table(
+    "disclosures",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("share_id", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("recipient", String(300), nullable=False),
+    Column("purpose", String(80), nullable=False),
+    Column("data_categories", Text, nullable=False),  # JSON list
+    Column("legal_basis", Text, nullable=False),  # JSON list of rule ids
+    Column("law_version", String(80), nullable=False),
+    Column("law_hash", String(64), nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("package_sha256", String(64), nullable=True),
+    Column("agreement_id", String(64), nullable=True),
+)
+
+disclosure_persons = Table(
+    "disclosure_persons",
+    metadata,
+    Column("disclosure_id", String(64), ForeignKey("disclosures.id"), primary_key=True),
+    Column("person_token", String(64), primary_key=True),
+)
+Index("ix_disclosure_persons_token", disclosure_persons.c.person_token)
+
+# Consents: the person is stored as a keyed lookup token plus encrypted identifiers.
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("person_token", String(64), nullable=False),
+    Column("person_sealed", LargeBinary, nullable=False),  # AES-256-GCM sealed identifiers
+    Column("key_id", String(64), nullable=False),
+    Column("record", Text, nullable=False),  # JSON of the consent without the person's identifiers
+    Column("effective", Date, nullable=False),
+    Column("expires", Date, nullable=True),
+    Column("revoked_on", Date, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("agency", String(200), nullable=True),
+)
+Index("ix_consents_person_token", consents.c.person_token)
