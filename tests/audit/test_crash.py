@@ -42,12 +42,16 @@ def _crash_rounds(url: str, tmp_path: Path, rounds: int = 4) -> None:
     store: Store = open_store(url)
     key = Ed25519PrivateKey.generate()
     key_file = tmp_path / "key.pem"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     acknowledged: set[int] = set()
     rng = random.Random(7)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for _ in range(rounds):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, url, str(key_file)], stdout=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, url, str(key_file)], stdout=subprocess.PIPE, text=True, env=env
+        )
         assert proc.stdout is not None
         # Wait until it is writing, then kill it at a random moment.
         first = proc.stdout.readline()

@@ -27,7 +27,9 @@ def clock() -> dt.datetime:
 
 
 def event(i: int) -> AuditEvent:
-    return AuditEvent(action="consent-recorded", actor=f"user-{i % 3}", subject_type="consent", subject_id=f"c-{i}", details={"n": i})
+    return AuditEvent(
+        action="consent-recorded", actor=f"user-{i % 3}", subject_type="consent", subject_id=f"c-{i}", details={"n": i}
+    )
 
 
 def filled(store: Store, n: int = 10, every: int = 5) -> AuditTrail:
@@ -69,9 +71,27 @@ def test_rewriting_the_rest_of_the_chain_is_caught_by_the_signed_checkpoint(stor
         for row in rows[3:]:  # the attacker recomputes every hash from record 4 on
             if row["seq"] == 4:
                 row["actor"] = "someone-else"
-            fields = {k: row[k] for k in ("seq", "at", "action", "actor", "agency", "source", "subject_type", "subject_id", "outcome", "details")}
+            fields = {
+                k: row[k]
+                for k in (
+                    "seq",
+                    "at",
+                    "action",
+                    "actor",
+                    "agency",
+                    "source",
+                    "subject_type",
+                    "subject_id",
+                    "outcome",
+                    "details",
+                )
+            }
             new = chain_hash(prev, fields)
-            conn.execute(update(audit_records).where(audit_records.c.seq == row["seq"]).values(actor=row["actor"], prev_hash=prev, hash=new))
+            conn.execute(
+                update(audit_records)
+                .where(audit_records.c.seq == row["seq"])
+                .values(actor=row["actor"], prev_hash=prev, hash=new)
+            )
             prev = new
         conn.execute(update(audit_head).values(hash=prev))
     report = verify(store, trail)
@@ -89,7 +109,9 @@ def test_deleting_a_record_is_found(store: Store) -> None:
 def test_reordering_records_is_found(store: Store) -> None:
     trail = filled(store)
     with store.transaction() as conn:
-        a, b = (dict(conn.execute(select(audit_records).where(audit_records.c.seq == s)).one()._mapping) for s in (2, 3))
+        a, b = (
+            dict(conn.execute(select(audit_records).where(audit_records.c.seq == s)).one()._mapping) for s in (2, 3)
+        )
         for target, source in ((2, b), (3, a)):
             values = {k: v for k, v in source.items() if k != "seq"}
             conn.execute(update(audit_records).where(audit_records.c.seq == target).values(**values))
@@ -169,7 +191,10 @@ def test_actions_must_be_kebab_case_past_tense(store: Store) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seq=st.integers(min_value=1, max_value=6), column=st.sampled_from(["at", "action", "actor", "subject_id", "outcome", "details"]))
+@given(
+    seq=st.integers(min_value=1, max_value=6),
+    column=st.sampled_from(["at", "action", "actor", "subject_id", "outcome", "details"]),
+)
 def test_any_single_change_is_detected(tmp_path_factory: pytest.TempPathFactory, seq: int, column: str) -> None:
     from sharewise.store.database import open_store
 

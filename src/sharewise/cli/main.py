@@ -6,11 +6,12 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from sharewise.cli import audit as audit_cli
+from sharewise.cli import consent as consent_cli
 from sharewise.cli import render
 from sharewise.cli.console import StatePack, handles_errors, out, settings_for, state
 from sharewise.domain.errors import InvalidRequestError, Problem
@@ -30,6 +31,7 @@ app = typer.Typer(
 law_app = typer.Typer(help="The law library: list, show, cite, validate and test rules.", no_args_is_help=True)
 app.add_typer(law_app, name="law")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(consent_cli.app, name="consent")
 
 
 @app.callback()
@@ -80,7 +82,17 @@ def check(
         req = parse_request_text(sys.stdin.read(), law, "<stdin>")
     else:
         req = read_request(request, law)
-    det = determine(law, req, SystemClock().today(), as_of=date)
+    checker = None
+    if req.consents:  # only then open the store: plain checks need no database
+        from sharewise.services import consents as consent_service
+        from sharewise.wiring import control_for
+
+        control = control_for(settings_for(state_pack))
+
+        def checker(r: Any, on: dt.date) -> Any:
+            return consent_service.check_cited(control, law, r, on)
+
+    det = determine(law, req, SystemClock().today(), as_of=date, consent_checker=checker)
     if format == "json":
         sys.stdout.write(json.dumps(det.to_contract(), indent=2) + "\n")
     elif format == "markdown":

@@ -63,6 +63,14 @@ def text(det: Determination, verbose: bool = False) -> str:
                 leads = f" [dim](yes -> {q.if_true.value}; no -> {q.if_false.value})[/]"
             out.append(f"  - {_esc(q.ask)} [dim]{q.fact}[/]{leads}")
         out.append("")
+    if det.consent_checks:
+        out.append("[bold]Consents cited[/]")
+        for check in det.consent_checks:
+            state = "[green]valid for this disclosure[/]" if check.ok else "[red]not valid for this disclosure[/]"
+            out.append(f"  {check.consent_id}: {state}")
+            for failure in check.failures:
+                out.append(f"    - {_esc(failure)}")
+        out.append("")
     if det.remedies:
         out.append("[bold]What would make it lawful[/] (least change first)")
         for r in det.remedies:
@@ -113,6 +121,12 @@ def markdown(det: Determination) -> str:
     if det.questions:
         out += ["## Open questions", ""]
         out += [f"- {q.ask} (`{q.fact}`)" for q in det.questions]
+        out.append("")
+    if det.consent_checks:
+        out += ["## Consents cited", ""]
+        for check in det.consent_checks:
+            out.append(f"- {check.consent_id}: {'valid' if check.ok else 'not valid'}")
+            out += [f"  - {f}" for f in check.failures]
         out.append("")
     if det.remedies:
         out += ["## What would make it lawful", ""]

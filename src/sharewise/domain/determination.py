@@ -103,6 +103,16 @@ class TraceEntry(BaseModel):
     unknown_facts: list[str] = []
 
 
+class ConsentCheck(BaseModel):
+    """Whether one consent cited by the request is valid for it, and each reason it is not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    consent_id: str
+    ok: bool
+    failures: list[str] = []
+
+
 class Determination(BaseModel):
     """The explained answer to a sharing request."""
 
@@ -119,6 +129,7 @@ class Determination(BaseModel):
     remedies: list[Remedy]
     trace: list[TraceEntry]
     notices: list[str]
+    consent_checks: list[ConsentCheck] = []
 
     def all_citations(self) -> list[str]:
         """Every citation the determination relies on, authorities and obligations."""

@@ -142,8 +142,8 @@ def evaluate(law: LawPack, request: Request, as_of: dt.date) -> Determination:
     notices = [COUNSEL_NOTICE]
     if request.consents:
         notices.append(
-            "Consent records listed in the request are not checked yet (the consent registry is "
-            "not built); the engine relies on facts.valid_consent."
+            "Consent records listed in the request were not checked against the consent registry "
+            "here; the engine relies on facts.valid_consent."
         )
     if not decision.authorities:
         notices.append("No encoded authority governs these records; the answer needs legal review.")

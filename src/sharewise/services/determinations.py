@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sharewise.domain.determination import Determination
+from sharewise.domain.determination import ConsentCheck, Determination
 from sharewise.domain.errors import InvalidRequestError, Problem
 from sharewise.domain.request import Request
 from sharewise.policy.evaluate import evaluate
@@ -41,12 +42,34 @@ def parse_request_text(text: str, law: LawPack, label: str = "request") -> Reque
     return parse_request(data, law.vocabulary, lines, label)
 
 
+ConsentChecker = Callable[[Request, dt.date], list[ConsentCheck]]
+
+CONSENTS_CHECKED = (
+    "The consents cited were checked in the consent registry; valid_consent is true only if every "
+    "one is in force and covers this source, recipient, purpose and data with every required element."
+)
+
+
 def determine(
-    law: LawPack, request: Request | dict[str, Any], today: dt.date, as_of: dt.date | None = None
+    law: LawPack,
+    request: Request | dict[str, Any],
+    today: dt.date,
+    as_of: dt.date | None = None,
+    consent_checker: ConsentChecker | None = None,
 ) -> Determination:
-    """Evaluate a request; an explicit as_of overrides the request's own date."""
+    """Evaluate a request; an explicit as_of overrides the request's own date.
+
+    When the request cites consent ids and a checker is given, the checker's verdict replaces
+    facts.valid_consent, and the determination lists each consent's check.
+    """
     if isinstance(request, dict):
         request = parse_request(request, law.vocabulary)
     if as_of is not None:
         request = request.model_copy(update={"as_of": as_of})
-    return evaluate(law, request, today)
+    if not request.consents or consent_checker is None:
+        return evaluate(law, request, today)
+    checks = consent_checker(request, request.as_of or today)
+    request = request.with_facts(valid_consent=all(c.ok for c in checks))
+    det = evaluate(law, request, today)
+    notices = [n for n in det.notices if "were not checked against the consent registry" not in n]
+    return det.model_copy(update={"consent_checks": checks, "notices": [*notices, CONSENTS_CHECKED]})

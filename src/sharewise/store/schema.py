@@ -89,15 +89,16 @@ disclosure_persons = Table(
 )
 Index("ix_disclosure_persons_token", disclosure_persons.c.person_token)
 
-# Consents: the person is stored as a keyed lookup token plus encrypted identifiers.
+# Consents: the whole record is sealed (AES-256-GCM); the person is found by a keyed token;
+# only the scope (programs, kinds, categories, purposes, dates: no names) is stored in clear.
 consents = Table(
     "consents",
     metadata,
     Column("id", String(40), primary_key=True),
     Column("person_token", String(64), nullable=False),
-    Column("person_sealed", LargeBinary, nullable=False),  # AES-256-GCM sealed identifiers
+    Column("sealed", LargeBinary, nullable=False),
     Column("key_id", String(64), nullable=False),
-    Column("record", Text, nullable=False),  # JSON of the consent without the person's identifiers
+    Column("scope", Text, nullable=False),
     Column("effective", Date, nullable=False),
     Column("expires", Date, nullable=True),
     Column("revoked_on", Date, nullable=True),

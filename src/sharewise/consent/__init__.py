@@ -1,0 +1,1 @@
+"""Consent forms generated from the consent elements of every governing authority."""

@@ -1,0 +1,111 @@
+"""The consent registry: consents stored with the person sealed and found by keyed token."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+
+from sqlalchemy import Connection, select, update
+
+from sharewise.domain.consent import ConsentRecord, PersonIdentifiers, Revocation
+from sharewise.domain.errors import InvalidStateError, NotFoundError
+from sharewise.security.secrets import FileSecrets, keyed_token, seal, unseal
+from sharewise.store.schema import consents
+
+PERSON_INDEX_KEY = "person-index"
+CONSENT_SEAL_KEY = "consent-seal"
+
+
+class SqlConsentStore:
+    """Consents in the store. Identifiers are sealed with AES-256-GCM; lookups use an HMAC token."""
+
+    def __init__(self, keys: FileSecrets) -> None:
+        self.keys = keys
+
+    def person_token(self, person: PersonIdentifiers) -> str:
+        return keyed_token(self.keys.key(PERSON_INDEX_KEY), person.lookup_key())
+
+    def new_id(self, today: dt.date) -> str:
+        return f"c-{today.year}-{secrets.token_hex(5)}"
+
+    def add(self, conn: Connection, consent: ConsentRecord, now: dt.datetime) -> str:
+        """Store a consent (with its person) and return its id."""
+        if consent.person is None:
+            raise InvalidStateError("a consent must name the person it is about")
+        consent_id = consent.id or self.new_id(now.date())
+        full = consent.model_copy(update={"id": consent_id})
+        sealed = seal(self.keys.key(CONSENT_SEAL_KEY), full.model_dump_json().encode(), consent_id.encode())
+        conn.execute(
+            consents.insert().values(
+                id=consent_id,
+                person_token=self.person_token(consent.person),
+                sealed=sealed,
+                key_id=self.keys.key_id(CONSENT_SEAL_KEY),
+                scope=json.dumps(scope_of(full)),
+                effective=consent.effective,
+                expires=consent.expiration.date,
+                revoked_on=None,
+                created_at=now,
+                agency=consent.agency,
+            )
+        )
+        return consent_id
+
+    def get(self, conn: Connection, consent_id: str, reveal: bool = False) -> ConsentRecord:
+        """A consent by id; its person's identifiers only when reveal is asked for."""
+        row = conn.execute(select(consents).where(consents.c.id == consent_id)).first()
+        if row is None:
+            raise NotFoundError(f"no consent '{consent_id}'")
+        return self._open(row.id, row.sealed, reveal)
+
+    def _open(self, consent_id: str, sealed: bytes, reveal: bool) -> ConsentRecord:
+        plain = unseal(self.keys.key(CONSENT_SEAL_KEY), sealed, consent_id.encode())
+        record = ConsentRecord.model_validate_json(plain)
+        return record if reveal else redact(record)
+
+    def recent(self, conn: Connection, agency: str | None = None, limit: int = 200) -> list[ConsentRecord]:
+        query = select(consents.c.id, consents.c.sealed).order_by(consents.c.created_at.desc()).limit(limit)
+        if agency:
+            query = query.where(consents.c.agency == agency)
+        return [self._open(r.id, r.sealed, reveal=False) for r in conn.execute(query)]
+
+    def for_person(self, conn: Connection, person: PersonIdentifiers) -> list[ConsentRecord]:
+        """Every consent about one person (by keyed token); identifiers not revealed."""
+        rows = conn.execute(
+            select(consents.c.id, consents.c.sealed).where(consents.c.person_token == self.person_token(person))
+        )
+        return [self._open(r.id, r.sealed, reveal=False) for r in rows]
+
+    def revoke(self, conn: Connection, consent_id: str, revocation: Revocation) -> ConsentRecord:
+        record = self.get(conn, consent_id)
+        if record.revocation is not None:
+            raise InvalidStateError(f"consent '{consent_id}' was already revoked on {record.revocation.revoked_on}")
+        if revocation.revoked_on < record.effective:
+            raise InvalidStateError("a consent cannot be revoked before it takes effect")
+        full = self.get(conn, consent_id, reveal=True).model_copy(update={"revocation": revocation})
+        sealed = seal(self.keys.key(CONSENT_SEAL_KEY), full.model_dump_json().encode(), consent_id.encode())
+        conn.execute(
+            update(consents)
+            .where(consents.c.id == consent_id)
+            .values(sealed=sealed, scope=json.dumps(scope_of(full)), revoked_on=revocation.revoked_on)
+        )
+        return redact(full)
+
+
+def redact(consent: ConsentRecord) -> ConsentRecord:
+    """The consent without anyone's name or identifiers (the person, signers, who revoked)."""
+    signatures = tuple(s.model_copy(update={"name": "(sealed)"}) for s in consent.signatures)
+    revocation = consent.revocation.model_copy(update={"by": "(sealed)"}) if consent.revocation else None
+    return consent.model_copy(update={"person": None, "signatures": signatures, "revocation": revocation})
+
+
+def scope_of(consent: ConsentRecord) -> dict[str, object]:
+    """What may be stored in clear: programs, recipient kinds, categories, purposes, dates."""
+    return {
+        "disclosers": [d.program for d in consent.disclosers],
+        "recipients": [[r.kind, r.program] for r in consent.recipients],
+        "data": list(consent.data),
+        "purposes": list(consent.purposes),
+        "effective": consent.effective.isoformat(),
+    }

@@ -1,0 +1,107 @@
+"""Check a consent against the required elements of every authority that governs its scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sharewise.domain.consent import ConsentRecord, ConsentRequirement
+
+ELEMENTS_FILE = Path(__file__).resolve().parent / "elements.yaml"
+
+
+@dataclass(frozen=True)
+class ElementProblem:
+    """A missing or defective element, with the authority and citation that require it."""
+
+    authority: str
+    rule: str
+    element: str
+    text: str
+    citations: tuple[str, ...]
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.authority} requires '{self.text}' ({'; '.join(self.citations)}): {self.reason}"
+
+
+@lru_cache(maxsize=1)
+def element_checks() -> dict[str, list[dict[str, Any]]]:
+    """The element-id → checks table (consent/elements.yaml)."""
+    data = yaml.safe_load(ELEMENTS_FILE.read_text(encoding="utf-8"))
+    return {str(k): list(v) for k, v in data.items()}
+
+
+def _run_check(check: dict[str, Any], consent: ConsentRecord, person_on_file: bool) -> str | None:
+    """None when the check passes, else the reason it fails."""
+    ((name, arg),) = check.items()
+    if name == "present" and arg == "person" and person_on_file:
+        return None
+    if name == "present":
+        value = getattr(consent, arg)
+        return None if value else f"the consent has no {arg.replace('_', ' ')}"
+    if name == "statement":
+        return None if arg in consent.statements else f"the statement '{arg}' is not given"
+    if name == "written":
+        ok = any(s.method in ("wet_ink", "electronic") for s in consent.signatures)
+        return None if ok else "no written (wet ink or electronic) signature"
+    if name == "person_signed":
+        return None if any(s.signer == "person" for s in consent.signatures) else "the person did not sign"
+    if name == "representative_for_minor":
+        if not consent.person_is_minor:
+            return None
+        ok = any(s.signer == "representative" and s.relationship in ("parent", "guardian") for s in consent.signatures)
+        return None if ok else "the person is a minor and no parent or guardian signed"
+    if name == "representative_authority":
+        bad = [s for s in consent.signatures if s.signer == "representative" and not (s.authority or s.relationship)]
+        return None if not bad else "a representative signed without a description of their authority"
+    if name == "dated_expiration":
+        return (
+            None if consent.expiration.date is not None else "no expiration date (it must be reasonably time-limited)"
+        )
+    if name == "expiration":
+        e = consent.expiration
+        return None if (e.date or e.event or e.condition) else "no expiration date, event or condition"
+    raise ValueError(f"unknown consent check '{name}'")
+
+
+def validate_consent(
+    consent: ConsentRecord, requirements: list[ConsentRequirement], person_on_file: bool = False
+) -> list[ElementProblem]:
+    """Every element missing or defective, for the requirements of each governing authority.
+
+    person_on_file: the consent was read from the registry, where the person is stored sealed.
+    """
+    signed_on = min(s.signed_on for s in consent.signatures)
+    problems: list[ElementProblem] = []
+    checks = element_checks()
+    for rule in requirements:
+        for element in rule.elements:
+            for check in checks.get(element.id, [{"unmapped": element.id}]):
+                if "unmapped" in check:
+                    reason = "sharewise cannot check this element yet (no check mapped); review it by hand"
+                else:
+                    failure = _run_check(check, consent, person_on_file)
+                    if failure is None:
+                        continue
+                    reason = failure
+                problems.append(
+                    ElementProblem(rule.authority, rule.rule, element.id, element.text, element.citations, reason)
+                )
+                break
+    if consent.expiration.date is not None and consent.expiration.date < signed_on:
+        problems.append(
+            ElementProblem(
+                "consent",
+                "consent.dates",
+                "expiration",
+                "An expiration after signing",
+                (),
+                "the consent expires before it was signed",
+            )
+        )
+    return problems

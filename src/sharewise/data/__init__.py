@@ -1,0 +1,1 @@
+"""Reference data shipped with sharewise, each file with its source."""

@@ -1,0 +1,147 @@
+"""Consent records: who agreed that whose records may go where, for what, until when."""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+STATEMENTS = {
+    "right_to_revoke": "The person may revoke the consent (in writing) at any time, except for what was already done in reliance on it, and how.",
+    "conditioning": "Whether treatment, payment, enrollment or eligibility may be conditioned on signing.",
+    "no_conditioning_of_services": "Services do not depend on signing.",
+    "redisclosure_warning": "Information disclosed may be redisclosed by the recipient and no longer be protected.",
+    "part2_notice": "The 42 CFR 2.32 notice: the records are protected by federal law and may not be redisclosed without consent.",
+    "voluntary": "Consent is voluntary.",
+    "state_files_accessed": "State government files will be accessed to obtain the information.",
+    "use_only_for_purpose": "The information will be used only for the stated purpose(s).",
+    "informed": "The person was told what will be released, to whom, why, and the risks.",
+    "abuser_not_signer": "The signer is not the abuser of the victim (or of the minor or ward, or of the other parent).",
+    "copy_to_person": "The person receives a copy of the signed consent.",
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PersonIdentifiers(_Frozen):
+    """The person's identifiers: stored sealed, found by keyed lookup, never logged."""
+
+    given_name: str = Field(min_length=1, max_length=100)
+    family_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: dt.date
+    ssn_last4: str | None = Field(default=None, pattern=r"^\d{4}$")
+    client_ids: dict[str, str] = Field(default_factory=dict)
+
+    def lookup_key(self) -> str:
+        """The normalized string the keyed person token is computed from."""
+
+        def norm(text: str) -> str:
+            folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+            return "".join(ch for ch in folded.lower() if ch.isalnum())
+
+        return f"{norm(self.family_name)}|{norm(self.given_name)}|{self.date_of_birth.isoformat()}"
+
+    def __repr__(self) -> str:  # never print identifiers by accident
+        return "PersonIdentifiers(<sealed>)"
+
+    __str__ = __repr__
+
+
+class Discloser(_Frozen):
+    """A program (and agency) permitted to disclose."""
+
+    program: str
+    agency: str | None = None
+
+
+class RecipientSpec(_Frozen):
+    """A recipient named, or a class of recipients (kind, optionally program)."""
+
+    kind: str
+    program: str | None = None
+    name: str | None = None
+
+
+class Expiration(_Frozen):
+    """When the consent ends: a date, an event, or a condition."""
+
+    date: dt.date | None = None
+    event: str | None = None
+    condition: str | None = None
+
+
+class Signature(_Frozen):
+    """Who signed, when, how, and with what authority if not the person."""
+
+    signer: Literal["person", "representative"]
+    name: str = Field(min_length=1)
+    signed_on: dt.date
+    method: Literal["wet_ink", "electronic", "verbal_documented"]
+    relationship: Literal["parent", "guardian", "personal_representative", "other"] | None = None
+    authority: str | None = None  # description of the representative's authority
+
+
+class Revocation(_Frozen):
+    """When, how and by whom the consent was revoked."""
+
+    revoked_on: dt.date
+    method: Literal["written", "electronic", "verbal"]
+    by: str = Field(min_length=1)
+
+
+class ConsentRecord(_Frozen):
+    """A consent as captured: the scope, the signatures and the statements given."""
+
+    id: str | None = None
+    person: PersonIdentifiers | None = None  # None when read back without revealing identifiers
+    person_is_minor: bool = False
+    disclosers: tuple[Discloser, ...] = Field(min_length=1)
+    recipients: tuple[RecipientSpec, ...] = Field(min_length=1)
+    data: tuple[str, ...] = Field(min_length=1)
+    information_description: str | None = None
+    purposes: tuple[str, ...] = Field(min_length=1)
+    purpose_description: str | None = None
+    effective: dt.date
+    expiration: Expiration = Expiration()
+    signatures: tuple[Signature, ...] = Field(min_length=1)
+    statements: tuple[str, ...] = ()
+    language: str = "en"
+    form: str | None = None
+    agency: str | None = None
+    revocation: Revocation | None = None
+
+    @field_validator("statements")
+    @classmethod
+    def _known_statements(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [s for s in value if s not in STATEMENTS]
+        if unknown:
+            raise ValueError(f"unknown statement(s) {unknown}; known: {sorted(STATEMENTS)}")
+        return value
+
+    def in_force(self, on: dt.date) -> bool:
+        """Signed and effective, not expired by date, not revoked on that date."""
+        if on < self.effective or any(s.signed_on > on for s in self.signatures):
+            return False
+        if self.expiration.date is not None and on > self.expiration.date:
+            return False
+        return not (self.revocation is not None and self.revocation.revoked_on <= on)
+
+
+class RequiredElement(_Frozen):
+    """One element a law requires of a consent (from the law pack)."""
+
+    id: str
+    text: str
+    citations: tuple[str, ...]
+
+
+class ConsentRequirement(_Frozen):
+    """What one authority's consent rule requires, as in force on the signing date."""
+
+    authority: str
+    rule: str
+    elements: tuple[RequiredElement, ...]

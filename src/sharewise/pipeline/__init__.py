@@ -1,0 +1,1 @@
+"""The data plane of share execution: dictionaries, share specifications, SQL and engines."""

@@ -1,0 +1,264 @@
+"""Consent use cases: validate, record, find, revoke, reveal, FHIR exchange; each one audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from sharewise.consent import fhir
+from sharewise.consent.match import coverage_failures
+from sharewise.consent.registry import SqlConsentStore
+from sharewise.consent.validate import ElementProblem, validate_consent
+from sharewise.domain.consent import ConsentRecord, ConsentRequirement, PersonIdentifiers, RequiredElement, Revocation
+from sharewise.domain.determination import ConsentCheck
+from sharewise.domain.errors import InvalidDataError, NotFoundError, Problem
+from sharewise.domain.events import AuditEvent
+from sharewise.domain.request import Recipient, Request, Source
+from sharewise.policy import condition as cond_mod
+from sharewise.policy.model import LawPack
+from sharewise.policy.request_parse import make_lookup
+from sharewise.policy.suggest import did_you_mean
+from sharewise.policy.yamlfile import YamlProblem, line_of, read_yaml
+from sharewise.security.secrets import FileSecrets
+from sharewise.wiring import Control
+
+
+def registry(control: Control) -> SqlConsentStore:
+    return SqlConsentStore(FileSecrets(control.settings.keys))
+
+
+def requirements_for(law: LawPack, consent: ConsentRecord) -> list[ConsentRequirement]:
+    """The consent rules (in force on the signing date) of every authority governing the consent's scope."""
+    signed_on = min(s.signed_on for s in consent.signatures)
+    found: dict[str, ConsentRequirement] = {}
+    for discloser in consent.disclosers:
+        for recipient in consent.recipients:
+            for purpose in consent.purposes:
+                request = Request(
+                    source=Source(program=discloser.program),
+                    recipient=Recipient(kind=recipient.kind, program=recipient.program),
+                    purpose=purpose,
+                    data=consent.data,
+                )
+                lookup = make_lookup(request)
+                for authority in law.authorities:
+                    if cond_mod.evaluate(authority.governs_when, lookup)[0] is False:
+                        continue
+                    for rule in authority.rules:
+                        version = rule.version_on(signed_on)
+                        if rule.kind != "consent" or version is None or rule.id in found:
+                            continue
+                        if cond_mod.evaluate(version.when, lookup)[0] is False:
+                            continue
+                        found[rule.id] = ConsentRequirement(
+                            authority=rule.authority,
+                            rule=rule.id,
+                            elements=tuple(
+                                RequiredElement(id=e.id, text=e.text, citations=e.citations)
+                                for e in version.consent_elements
+                            ),
+                        )
+    return list(found.values())
+
+
+def check_vocabulary(law: LawPack, consent: ConsentRecord, label: str) -> list[Problem]:
+    """Unknown programs, kinds, purposes or categories, with suggestions."""
+    v = law.vocabulary
+    problems = []
+
+    def check(value: str | None, ids: dict[str, str], where: str, what: str) -> None:
+        if value is not None and value not in ids:
+            problems.append(Problem(f"{label}: {where}", f"unknown {what} '{value}'{did_you_mean(value, ids)}"))
+
+    for i, d in enumerate(consent.disclosers):
+        check(d.program, v.programs, f"disclosers.{i}.program", "program")
+    for i, r in enumerate(consent.recipients):
+        check(r.kind, v.recipient_kinds, f"recipients.{i}.kind", "recipient kind")
+        check(r.program, v.programs, f"recipients.{i}.program", "program")
+    for i, p in enumerate(consent.purposes):
+        check(p, v.purposes, f"purposes.{i}", "purpose")
+    for i, c in enumerate(consent.data):
+        check(c, v.data_categories, f"data.{i}", "data category")
+    return problems
+
+
+def read_consent(path: Path) -> ConsentRecord:
+    """A consent from a YAML or JSON file; every problem reported with its line."""
+    try:
+        data, lines = read_yaml(path)
+    except YamlProblem as exc:
+        raise InvalidDataError("malformed consent file", exc.problems) from exc
+    try:
+        return ConsentRecord.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            loc = tuple(e["loc"])
+            line = line_of(lines, loc)
+            msg = "required field is missing" if e["type"] == "missing" else e["msg"]
+            problems.append(Problem(f"{path}:{line}: {'.'.join(map(str, loc))}" if line else str(path), msg))
+        raise InvalidDataError("invalid consent", problems) from exc
+
+
+def read_person(path: Path) -> PersonIdentifiers:
+    """A person's identifiers from a YAML file (never echoed in errors: only field names)."""
+    try:
+        data, _ = read_yaml(path)
+    except YamlProblem as exc:
+        raise InvalidDataError("malformed person file", exc.problems) from exc
+    try:
+        return PersonIdentifiers.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidDataError(
+            "invalid person file",
+            [
+                Problem(
+                    f"{path}: {'.'.join(map(str, e['loc']))}", "missing" if e["type"] == "missing" else "invalid value"
+                )
+                for e in exc.errors()
+            ],
+        ) from exc
+
+
+def validate(law: LawPack, consent: ConsentRecord, label: str = "consent") -> list[ElementProblem]:
+    """Vocabulary problems raise; element problems are returned (empty: valid)."""
+    problems = check_vocabulary(law, consent, label)
+    if problems:
+        raise InvalidDataError("the consent uses unknown ids", problems)
+    return validate_consent(consent, requirements_for(law, consent))
+
+
+def _element_error(problems: list[ElementProblem], label: str) -> InvalidDataError:
+    return InvalidDataError(
+        "the consent lacks required elements; nothing was stored",
+        [Problem(f"{label}: {p.element}", str(p)) for p in problems],
+    )
+
+
+def add(control: Control, law: LawPack, consent: ConsentRecord, actor: str, label: str = "consent") -> str:
+    """Validate and store a consent with its audit record, in one transaction."""
+    problems = validate(law, consent, label)
+    if problems:
+        raise _element_error(problems, label)
+    store = registry(control)
+    now = control.trail.clock()
+    with control.store.transaction() as conn:
+        consent_id = store.add(conn, consent, now)
+        _audit(
+            control,
+            conn,
+            "consent-recorded",
+            actor,
+            consent_id,
+            {"programs": len(consent.disclosers), "categories": len(consent.data)},
+            consent.agency,
+        )
+    return consent_id
+
+
+def show(control: Control, consent_id: str, actor: str, reveal: bool = False) -> ConsentRecord:
+    with control.store.transaction() as conn:
+        record = registry(control).get(conn, consent_id, reveal=reveal)
+        if reveal:
+            _audit(control, conn, "consent-identifiers-revealed", actor, consent_id, {}, record.agency)
+    return record
+
+
+def list_consents(control: Control, agency: str | None = None) -> list[ConsentRecord]:
+    with control.store.transaction() as conn:
+        return registry(control).recent(conn, agency)
+
+
+def revoke(control: Control, consent_id: str, revocation: Revocation, actor: str) -> ConsentRecord:
+    with control.store.transaction() as conn:
+        updated = registry(control).revoke(conn, consent_id, revocation)
+        _audit(control, conn, "consent-revoked", actor, consent_id, {"method": revocation.method}, updated.agency)
+    return updated
+
+
+@dataclass(frozen=True)
+class FindResult:
+    """The answer to a caseworker's look-up: covered or not, and by which consent only."""
+
+    covered: bool
+    consent_id: str | None
+    reasons: list[str]
+
+
+def find(
+    control: Control, law: LawPack, person: PersonIdentifiers, request: Request, on: dt.date, actor: str
+) -> FindResult:
+    """Does a consent in force cover this person, recipient, purpose and data? Reveals no other consent."""
+    with control.store.transaction() as conn:
+        candidates = registry(control).for_person(conn, person)
+        result = FindResult(False, None, ["no consent in force covers this disclosure"])
+        for consent in sorted(candidates, key=lambda c: c.effective, reverse=True):
+            failures = coverage_failures(consent, request, on)
+            if not failures and not validate_consent(consent, requirements_for(law, consent), person_on_file=True):
+                result = FindResult(True, consent.id, [])
+                break
+        _audit(
+            control, conn, "consent-looked-up", actor, result.consent_id or "none", {"covered": result.covered}, None
+        )
+    return result
+
+
+def check_cited(control: Control, law: LawPack, request: Request, on: dt.date) -> list[ConsentCheck]:
+    """For each consent id a request cites: is it valid for this disclosure on this date, and why not."""
+    checks = []
+    with control.store.transaction() as conn:
+        store = registry(control)
+        for consent_id in request.consents:
+            consent: ConsentRecord
+            try:
+                consent = store.get(conn, consent_id)
+            except NotFoundError:
+                checks.append(
+                    ConsentCheck(consent_id=consent_id, ok=False, failures=["no such consent in the registry"])
+                )
+                continue
+            failures = coverage_failures(consent, request, on)
+            failures += [str(p) for p in validate_consent(consent, requirements_for(law, consent), person_on_file=True)]
+            checks.append(ConsentCheck(consent_id=consent_id, ok=not failures, failures=failures))
+    return checks
+
+
+def import_fhir(control: Control, law: LawPack, path: Path, actor: str) -> str:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidDataError(f"cannot read FHIR JSON from {path}") from exc
+    consent = fhir.from_fhir(data, str(path))
+    if consent.person is None:
+        raise InvalidDataError("the FHIR Consent has no contained Patient: sharewise needs to know whose consent it is")
+    return add(control, law, consent, actor, str(path))
+
+
+def export_fhir(control: Control, consent_id: str, actor: str) -> dict[str, Any]:
+    with control.store.transaction() as conn:
+        record = registry(control).get(conn, consent_id, reveal=True)
+        _audit(control, conn, "consent-exported", actor, consent_id, {"format": "fhir-r4"}, record.agency)
+    return fhir.to_fhir(record)
+
+
+def _audit(
+    control: Control,
+    conn: Connection,
+    action: str,
+    actor: str,
+    subject: str,
+    details: dict[str, Any],
+    agency: str | None,
+) -> None:
+    control.trail.append(
+        conn,
+        AuditEvent(
+            action=action, actor=actor, subject_type="consent", subject_id=subject, agency=agency, details=details
+        ),
+    )

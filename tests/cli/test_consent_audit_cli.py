@@ -1,0 +1,114 @@
+"""The consent and audit commands end to end, on a fresh embedded store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sharewise.cli.main import app
+from sharewise.wiring import _cached_law
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consents" / "part2-universal-release.yaml"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHAREWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SHAREWISE_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("SHAREWISE_CACHE_DIR", "off")
+    _cached_law.cache_clear()
+
+
+def run(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_consent_lifecycle_through_the_cli(tmp_path: Path) -> None:
+    assert "valid" in run("consent", "validate", str(EXAMPLE))
+    consent_id = run("consent", "add", str(EXAMPLE), "--actor", "alice").split()[-1]
+    request = tmp_path / "request.yaml"
+    request.write_text(
+        "as_of: 2026-06-01\nsource: {program: sud_treatment}\n"
+        "recipient: {kind: state_or_local_agency, program: child_welfare}\n"
+        f"purpose: care_coordination\ndata: [sud_treatment_information]\nconsents: [{consent_id}]\n"
+    )
+    assert "PERMITTED" in run("check", str(request))
+    person = tmp_path / "person.yaml"
+    person.write_text("given_name: Ana\nfamily_name: Example\ndate_of_birth: 1990-04-02\n")
+    found = run(
+        "consent",
+        "find",
+        "--person",
+        str(person),
+        "--source",
+        "sud_treatment",
+        "--recipient-kind",
+        "state_or_local_agency",
+        "--recipient-program",
+        "child_welfare",
+        "--purpose",
+        "care_coordination",
+        "--data",
+        "sud_treatment_information",
+        "--on",
+        "2026-06-01",
+    )
+    assert consent_id in found
+    shown = run("consent", "show", consent_id)
+    assert "Ana Example" not in shown and "(sealed)" in shown
+    assert "Ana Example" in run("consent", "show", consent_id, "--reveal")
+    export = tmp_path / "consent.fhir.json"
+    run("consent", "export-fhir", consent_id, "--out", str(export))
+    assert json.loads(export.read_text())["resourceType"] == "Consent"
+    run("consent", "revoke", consent_id, "--by", "Ana Example", "--on", "2026-07-01")
+    assert "revoked" in run("consent", "list")
+    later = run("check", str(request), "--as-of", "2026-08-01")
+    assert "CONSENT REQUIRED" in later and "revoked on 2026-07-01" in later
+    log = run("audit", "log")
+    for action in (
+        "consent-recorded",
+        "consent-looked-up",
+        "consent-identifiers-revealed",
+        "consent-exported",
+        "consent-revoked",
+    ):
+        assert action in log
+    assert "intact" in run("audit", "verify")
+
+
+def test_an_incomplete_consent_is_refused_with_each_missing_element(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(EXAMPLE.read_text().replace("statements: [right_to_revoke, ", "statements: ["))
+    result = runner.invoke(app, ["consent", "add", str(broken)])
+    assert result.exit_code == 2
+    assert "42 CFR 2.31" in result.output and "nothing was stored" in result.output
+
+
+def test_audit_verify_reports_tampering_with_exit_code_8(tmp_path: Path) -> None:
+    import sqlite3
+
+    run("consent", "add", str(EXAMPLE))
+    checkpoint_file = tmp_path / "checkpoints.jsonl"
+    run("audit", "checkpoint", "--out", str(checkpoint_file))
+    db = sqlite3.connect(tmp_path / "data" / "sharewise.db")
+    db.execute("UPDATE audit_records SET actor = 'mallory' WHERE seq = 1")
+    db.commit()
+    db.close()
+    result = runner.invoke(app, ["audit", "verify", "--checkpoints", str(checkpoint_file)])
+    assert result.exit_code == 8
+    assert "modified at record 1" in result.output
+
+
+def test_audit_export_writes_records_and_the_public_key(tmp_path: Path) -> None:
+    run("consent", "add", str(EXAMPLE))
+    target = tmp_path / "audit.jsonl"
+    assert "exported" in run("audit", "export", str(target))
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert lines[0]["action"] == "consent-recorded"
+    assert (tmp_path / "audit.pub.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")
