@@ -89,6 +89,13 @@ class RawFact(_Strict):
     help: str | None = None
 
 
+class RawConstraint(_Strict):
+    id: str
+    message: str
+    field: str
+    when: Any
+
+
 class RawAuthority(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     name: str
@@ -98,18 +105,12 @@ class RawAuthority(_Strict):
     governs_when: Any
     notes: str | None = None
     facts: dict[str, RawFact] = {}
+    constraints: list[RawConstraint] = []
 
 
 class RawLabel(_Strict):
     label: str
     description: str | None = None
-
-
-class RawConstraint(_Strict):
-    id: str
-    message: str
-    field: str
-    when: Any
 
 
 class RawVocabulary(_Strict):
@@ -350,10 +351,14 @@ def load_law(state_pack: Path | str | None = None, federal_pack: Path | None = N
         facts={k: v.ask for k, v in facts.items()},
         constraints=(),
     )
-    for i, raw_constraint in enumerate(raw_vocab.constraints):
-        parsed = _condition(raw_constraint.when, vocab, col, vocab_path, vocab_lines, ("constraints", i, "when"))
-        if parsed is not None:
-            constraints.append((raw_constraint.id, raw_constraint.field, raw_constraint.message, parsed))
+    sources = [(vocab_path, vocab_lines, raw_vocab.constraints)]
+    sources += [(auth_path, lines, raw_auth.constraints) for _, auth_path, raw_auth, lines in authority_files]
+    for source_path, source_lines, raw_constraints in sources:
+        for i, raw_constraint in enumerate(raw_constraints):
+            where = ("constraints", i, "when")
+            parsed = _condition(raw_constraint.when, vocab, col, source_path, source_lines, where)
+            if parsed is not None:
+                constraints.append((raw_constraint.id, raw_constraint.field, raw_constraint.message, parsed))
     vocab = Vocabulary(**{**vocab.__dict__, "constraints": tuple(constraints)})
 
     authorities: dict[str, Authority] = {}
