@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
 import yaml
 from typer.testing import CliRunner
 
-from sharewise.cli.documents import agreement_app
+from sharewise.cli.documents import agreement_app as registered
 from tests.agreements.conftest import EXAMPLE_PARTIES, NOT_PERMITTED, REQUESTS
 
 runner = CliRunner()
+# Registered as the lead registers it: `sharewise agreement draft ...`.
+agreement_app = typer.Typer()
+agreement_app.add_typer(registered, name="agreement")
 
 
 def request_file(tmp_path: Path, case: str = "data_sharing_agreement", data: dict[str, object] | None = None) -> Path:
@@ -23,7 +27,17 @@ def test_draft_writes_a_markdown_agreement(tmp_path: Path) -> None:
     out = tmp_path / "dsa.md"
     result = runner.invoke(
         agreement_app,
-        ["draft", str(request_file(tmp_path)), "--parties", str(EXAMPLE_PARTIES), "--format", "md", "--out", str(out)],
+        [
+            "agreement",
+            "draft",
+            str(request_file(tmp_path)),
+            "--parties",
+            str(EXAMPLE_PARTIES),
+            "--format",
+            "md",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("# Data Sharing Agreement")
@@ -33,7 +47,8 @@ def test_draft_writes_a_markdown_agreement(tmp_path: Path) -> None:
 def test_draft_writes_docx_by_default(tmp_path: Path) -> None:
     out = tmp_path / "dsa.docx"
     result = runner.invoke(
-        agreement_app, ["draft", str(request_file(tmp_path)), "--parties", str(EXAMPLE_PARTIES), "--out", str(out)]
+        agreement_app,
+        ["agreement", "draft", str(request_file(tmp_path)), "--parties", str(EXAMPLE_PARTIES), "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:2] == b"PK"
@@ -43,8 +58,19 @@ def test_an_unknown_type_is_reported_with_a_suggestion_and_nothing_is_written(tm
     out = tmp_path / "x.md"
     result = runner.invoke(
         agreement_app,
-        ["draft", str(request_file(tmp_path)), "--parties", str(EXAMPLE_PARTIES), "--type", "busines_associate_agreement",
-         "--format", "md", "--out", str(out)],
+        [
+            "agreement",
+            "draft",
+            str(request_file(tmp_path)),
+            "--parties",
+            str(EXAMPLE_PARTIES),
+            "--type",
+            "busines_associate_agreement",
+            "--format",
+            "md",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 2
     assert "did you mean 'business_associate_agreement'" in result.output
@@ -61,7 +87,17 @@ def test_a_parties_file_missing_fields_reports_each_with_its_line(tmp_path: Path
     out = tmp_path / "x.md"
     result = runner.invoke(
         agreement_app,
-        ["draft", str(request_file(tmp_path)), "--parties", str(parties), "--format", "md", "--out", str(out)],
+        [
+            "agreement",
+            "draft",
+            str(request_file(tmp_path)),
+            "--parties",
+            str(parties),
+            "--format",
+            "md",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())
@@ -75,8 +111,17 @@ def test_a_determination_not_permitted_is_refused_with_exit_6(tmp_path: Path) ->
     out = tmp_path / "x.md"
     result = runner.invoke(
         agreement_app,
-        ["draft", str(request_file(tmp_path, data=NOT_PERMITTED)), "--parties", str(EXAMPLE_PARTIES), "--format", "md",
-         "--out", str(out)],
+        [
+            "agreement",
+            "draft",
+            str(request_file(tmp_path, data=NOT_PERMITTED)),
+            "--parties",
+            str(EXAMPLE_PARTIES),
+            "--format",
+            "md",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 6
     assert "not_permitted" in result.output and "not 'permitted'" in result.output
@@ -86,8 +131,17 @@ def test_a_determination_not_permitted_is_refused_with_exit_6(tmp_path: Path) ->
 def test_an_unknown_format_is_refused(tmp_path: Path) -> None:
     result = runner.invoke(
         agreement_app,
-        ["draft", str(request_file(tmp_path)), "--parties", str(EXAMPLE_PARTIES), "--format", "odt", "--out",
-         str(tmp_path / "x.odt")],
+        [
+            "agreement",
+            "draft",
+            str(request_file(tmp_path)),
+            "--parties",
+            str(EXAMPLE_PARTIES),
+            "--format",
+            "odt",
+            "--out",
+            str(tmp_path / "x.odt"),
+        ],
     )
     assert result.exit_code == 2
     assert "'odt' is not one of md, html, docx, pdf" in result.output
@@ -97,7 +151,17 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
     out = tmp_path / "missing-dir" / "x.md"
     result = runner.invoke(
         agreement_app,
-        ["draft", str(request_file(tmp_path)), "--parties", str(EXAMPLE_PARTIES), "--format", "md", "--out", str(out)],
+        [
+            "agreement",
+            "draft",
+            str(request_file(tmp_path)),
+            "--parties",
+            str(EXAMPLE_PARTIES),
+            "--format",
+            "md",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 5
     assert not out.parent.exists()

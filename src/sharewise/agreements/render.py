@@ -9,10 +9,10 @@ from xml.sax.saxutils import escape
 import jinja2
 from docx import Document
 from docx.shared import Pt
-from reportlab.lib.pagesizes import LETTER
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
-from reportlab.lib.units import inch
-from reportlab.platypus import KeepTogether, ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Spacer, Table
+from reportlab.lib.pagesizes import LETTER  # type: ignore[import-untyped]
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet  # type: ignore[import-untyped]
+from reportlab.lib.units import inch  # type: ignore[import-untyped]
+from reportlab.platypus import KeepTogether, ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Spacer, Table  # type: ignore[import-untyped]
 
 from sharewise.agreements.draft import AgreementDraft
 
@@ -147,7 +147,7 @@ def to_pdf(draft: AgreementDraft) -> bytes:
     table.setStyle([("GRID", (0, 0), (-1, -1), 0.5, "#999999"), ("VALIGN", (0, 0), (-1, -1), "TOP")])
     story.append(table)
     buffer = io.BytesIO()
-    SimpleDocTemplate(buffer, pagesize=LETTER, title=draft.title, invariant=True).build(story)  # type: ignore[arg-type]
+    SimpleDocTemplate(buffer, pagesize=LETTER, title=draft.title, invariant=True).build(story)
     return buffer.getvalue()
 
 

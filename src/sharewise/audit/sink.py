@@ -43,6 +43,8 @@ class StoreAuditSink:
                     row_count=event.row_count,
                     package_sha256=event.package_sha256,
                     agreement_id=event.agreement_id,
+                    form=event.form,
+                    source_program=event.source_program,
                 )
             )
             tokens = sorted(set(event.person_tokens))

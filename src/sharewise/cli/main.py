@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from sharewise.cli import accounting as accounting_cli
 from sharewise.cli import audit as audit_cli
 from sharewise.cli import consent as consent_cli
 from sharewise.cli import render
@@ -32,6 +33,7 @@ law_app = typer.Typer(help="The law library: list, show, cite, validate and test
 app.add_typer(law_app, name="law")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(consent_cli.app, name="consent")
+app.command("accounting")(accounting_cli.accounting)
 
 
 @app.callback()

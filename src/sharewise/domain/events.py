@@ -42,6 +42,8 @@ class DisclosureEvent:
     package_sha256: str | None = None
     agreement_id: str | None = None
     at: dt.datetime | None = None
+    form: str = "identified"  # identified | limited_data_set | deidentified | aggregate
+    source_program: str | None = None
 
 
 class AuditSink(Protocol):

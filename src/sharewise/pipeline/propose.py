@@ -112,7 +112,9 @@ def _propose(name: str, values: list[str]) -> ProposedField:
     lower = re.sub(r"[^a-z0-9]+", "_", name.lower())
     for hint, kind, identifier, category, type_ in _NAME_HINTS:
         if re.search(hint, lower):
-            return ProposedField(name, category, identifier, type_, kind, f"column name looks like {kind or identifier}")
+            return ProposedField(
+                name, category, identifier, type_, kind, f"column name looks like {kind or identifier}"
+            )
     for kind, identifier, category, type_, pattern in _PATTERNS:
         if values and _share(values, pattern.match) >= 0.8:
             return ProposedField(name, category, identifier, type_, kind, f"values look like {kind}")

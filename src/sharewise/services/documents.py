@@ -18,7 +18,15 @@ from sharewise.agreements.parties import Parties, term_problems
 from sharewise.consent import forms as consent_forms
 from sharewise.domain.consent import ConsentRequirement, RequiredElement
 from sharewise.domain.determination import Determination
-from sharewise.domain.errors import InvalidDataError, InvalidRequestError, NotFoundError, Problem, StorageError
+from sharewise.domain.errors import (
+    InvalidDataError,
+    InvalidRequestError,
+    NotFoundError,
+    NotPermittedError,
+    Problem,
+    StorageError,
+)
+from sharewise.domain.outcome import Outcome
 from sharewise.domain.request import Request
 from sharewise.policy.model import LawPack
 from sharewise.policy.suggest import did_you_mean
@@ -164,6 +172,12 @@ def consent_requirements(law: LawPack, determination: Determination) -> list[Con
 def consent_form(law: LawPack, request: Request, today: dt.date) -> consent_forms.ConsentForm:
     """Build the universal release for a request: every element each governing authority requires."""
     determination = determine(law, request, today)
+    prohibited = [a for a in determination.authorities if a.outcome == Outcome.PROHIBITED]
+    if prohibited:
+        raise NotPermittedError(
+            "consent cannot make this disclosure lawful",
+            [Problem(f"authority {a.authority}", a.explanation) for a in prohibited],
+        )
     requirements = consent_requirements(law, determination)
     if not requirements:
         governing = ", ".join(a.authority for a in determination.authorities) or "none"

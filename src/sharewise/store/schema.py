@@ -79,6 +79,8 @@ disclosures = Table(
     Column("row_count", BigInteger, nullable=False),
     Column("package_sha256", String(64), nullable=True),
     Column("agreement_id", String(64), nullable=True),
+    Column("form", String(20), nullable=False),
+    Column("source_program", String(40), nullable=True),
 )
 
 disclosure_persons = Table(

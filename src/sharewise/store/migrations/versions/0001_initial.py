@@ -82,6 +82,8 @@ def upgrade() -> None:
         sa.Column("row_count", sa.BigInteger(), nullable=False),
         sa.Column("package_sha256", sa.String(length=64), nullable=True),
         sa.Column("agreement_id", sa.String(length=64), nullable=True),
+        sa.Column("form", sa.String(length=20), nullable=False),
+        sa.Column("source_program", sa.String(length=40), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_disclosures")),
     )
     op.create_table(

@@ -1,0 +1,191 @@
+"""Every SQL statement of share execution, written once in DuckDB's dialect and translated by sqlglot."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from functools import cache, lru_cache
+from importlib import resources
+
+import sqlglot
+
+from sharewise.pipeline.spec import AGE_TOP_CODED, BIRTH_YEAR, KEEP, PSEUDONYMIZE, YEAR, ZIP3, FieldPlan
+
+SOURCE = "sw_source"  # the view a backend registers over the input
+KEY_TABLE = "sw_pseudonym_key"  # one row: the HMAC inner and outer pads of the agreement's key
+_KEY_ALIAS = "sw_k"
+GROUP_COLUMN = "sw_group_size"
+
+SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "decimal": "DOUBLE", "date": "DATE", "boolean": "BOOLEAN"}
+
+# First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def quote(name: str) -> str:
+    """A quoted identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """A quoted string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@lru_cache(maxsize=512)
+def render(sql: str, dialect: str) -> str:
+    """Translate a statement from DuckDB's dialect into the engine's."""
+    if dialect == "duckdb":
+        return sql
+    return str(sqlglot.transpile(sql, read="duckdb", write=dialect)[0])
+
+
+@cache
+def restricted_zip3() -> tuple[str, ...]:
+    """The shipped three-digit ZIP prefixes that Safe Harbor reports as 000."""
+    text = resources.files("sharewise.data").joinpath("restricted_zip3.csv").read_text(encoding="utf-8")
+    rows = [r for r in csv.reader(line for line in text.splitlines() if not line.startswith("#")) if r]
+    return tuple(r[0] for r in rows[1:])
+
+
+def typed(plan: FieldPlan) -> str:
+    """The source column cast to the dictionary's type (text inputs are read untyped)."""
+    column = quote(plan.name)
+    if plan.type == "date" and plan.date_format:
+        return f"CAST(STRPTIME(CAST({column} AS VARCHAR), {literal(plan.date_format)}) AS DATE)"
+    return f"CAST({column} AS {SQL_TYPES[plan.type]})"
+
+
+def hmac_sha256(expr: str, key_alias: str = _KEY_ALIAS) -> str:
+    """HMAC-SHA256 (RFC 2104) of the UTF-8 text of expr, as 64 hex digits, from the key table's pads.
+
+    Neither engine has HMAC, both have SHA-256 over bytes: H((K^opad) || H((K^ipad) || m)).
+    The key never appears in the SQL text; it sits in a one-row table the backend registers.
+    """
+    message = f"ENCODE(CAST({expr} AS VARCHAR))"
+    return f"SHA256({key_alias}.opad || UNHEX(SHA256({key_alias}.ipad || {message})))"
+
+
+def zip3(expr: str) -> str:
+    """The first three digits of a ZIP code, or 000 for a restricted prefix; NULL if it is no ZIP code."""
+    digits = f"SUBSTRING(LPAD(TRIM(CAST({expr} AS VARCHAR)), 5, '0'), 1, 3)"
+    restricted = ", ".join(literal(z) for z in restricted_zip3())
+    return (
+        f"CASE WHEN NOT REGEXP_MATCHES(LPAD(TRIM(CAST({expr} AS VARCHAR)), 5, '0'), '^[0-9]{{5}}') THEN NULL "
+        f"WHEN {digits} IN ({restricted}) THEN '000' ELSE {digits} END"
+    )
+
+
+def transformed(plan: FieldPlan, as_of_year: int) -> str:
+    """A field after its transformation (for de-identified data: before any generalization)."""
+    value = typed(plan)
+    if plan.transform == KEEP:
+        return value
+    if plan.transform == PSEUDONYMIZE:
+        return hmac_sha256(value)
+    if plan.transform == YEAR:
+        return f"YEAR({value})"
+    if plan.transform == BIRTH_YEAR:
+        # Years of birth of people who may be over 89 on the as-of date are withheld.
+        return f"CASE WHEN YEAR({value}) <= {as_of_year - 90} THEN NULL ELSE YEAR({value}) END"
+    if plan.transform == AGE_TOP_CODED:
+        return f"LEAST({value}, 90)"  # rendered as 90+ at output
+    if plan.transform == ZIP3:
+        return zip3(value)
+    raise ValueError(f"unknown transform {plan.transform}")
+
+
+def base_sql(plans: Sequence[FieldPlan], as_of_year: int) -> str:
+    """SELECT of every planned field, transformed, from the source view."""
+    columns = ", ".join(f"{transformed(p, as_of_year)} AS {quote(p.name)}" for p in plans)
+    needs_key = any(p.transform == PSEUDONYMIZE for p in plans)
+    join = f" CROSS JOIN {KEY_TABLE} AS {_KEY_ALIAS}" if needs_key else ""
+    return f"SELECT {columns} FROM {SOURCE}{join}"
+
+
+def _band(expr: str, width: int) -> str:
+    low = f"CAST(FLOOR({expr} / {width}) * {width} AS BIGINT)"
+    return f"CAST({low} AS VARCHAR) || '-' || CAST({low} + {width - 1} AS VARCHAR)"
+
+
+def _age_text(expr: str, inner: str) -> str:
+    return f"CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} >= 90 THEN '90+' ELSE {inner} END"
+
+
+_SUPPRESSED = "CAST(NULL AS VARCHAR)"
+
+
+def hierarchy(plan: FieldPlan) -> list[str]:
+    """Generalization levels of a field of de-identified data, level 0 first, fully suppressed last."""
+    c = quote(plan.name)
+    if plan.transform in (YEAR, BIRTH_YEAR) or (plan.transform == KEEP and plan.type == "integer"):
+        return [c, _band(c, 5), _band(c, 10), _SUPPRESSED]
+    if plan.transform == AGE_TOP_CODED:
+        return [
+            _age_text(c, f"CAST({c} AS VARCHAR)"),
+            _age_text(c, _band(c, 5)),
+            _age_text(c, _band(c, 10)),
+            _SUPPRESSED,
+        ]
+    if plan.transform == ZIP3:
+        return [c, f"CASE WHEN {c} = '000' THEN '000' ELSE SUBSTRING({c}, 1, 1) || 'xx' END", _SUPPRESSED]
+    return [c, _SUPPRESSED]
+
+
+def output_expressions(plans: Sequence[FieldPlan], levels: dict[str, int]) -> list[str]:
+    """Each field at its generalization level (level 0 for fields outside the k-anonymity check)."""
+    return [f"{hierarchy(p)[levels.get(p.name, 0)]} AS {quote(p.name)}" for p in plans]
+
+
+def group_profile_sql(base: str, qi_expressions: Sequence[str], k: int) -> str:
+    """Records, equivalence classes, records in classes smaller than k, and the smallest class."""
+    groups = ", ".join(qi_expressions)
+    return (
+        f"WITH sw_base AS ({base}), sw_groups AS (SELECT COUNT(*) AS n FROM sw_base GROUP BY {groups}) "
+        f"SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(SUM(CASE WHEN n < {k} THEN n ELSE 0 END), 0), "
+        f"COALESCE(MIN(CASE WHEN n >= {k} THEN n END), 0), COALESCE(SUM(CASE WHEN n >= {k} THEN 1 ELSE 0 END), 0) "
+        "FROM sw_groups"
+    )
+
+
+def k_anonymous_sql(base: str, plans: Sequence[FieldPlan], levels: dict[str, int], k: int) -> str:
+    """The generalized records whose equivalence class over the quasi-identifiers has at least k records."""
+    qis = [hierarchy(p)[levels[p.name]] for p in plans if p.quasi_identifier]
+    outputs = ", ".join(output_expressions(plans, levels))
+    if not qis:
+        return f"WITH sw_base AS ({base}) SELECT {outputs} FROM sw_base"
+    window = f"COUNT(*) OVER (PARTITION BY {', '.join(qis)})"
+    return (
+        f"WITH sw_base AS ({base}) SELECT {outputs} FROM "
+        f"(SELECT sw_base.*, {window} AS {GROUP_COLUMN} FROM sw_base) AS sw_g WHERE {GROUP_COLUMN} >= {k}"
+    )
+
+
+def final_sql(base: str, plans: Sequence[FieldPlan]) -> str:
+    """The records of an identified or limited-data-set share."""
+    return base
+
+
+def aggregate_sql(base: str, plans: Sequence[FieldPlan]) -> str:
+    """Counts by every dimension (their level-0 form as text); suppression happens on this small table."""
+    dims = [f"CAST({hierarchy(p)[0]} AS VARCHAR)" for p in plans]
+    select = ", ".join(f"{d} AS {quote(p.name)}" for d, p in zip(dims, plans, strict=True))
+    return f"WITH sw_base AS ({base}) SELECT {select}, COUNT(*) AS sw_count FROM sw_base GROUP BY {', '.join(dims)}"
+
+
+def csv_escaped_sql(select: str, columns: Sequence[tuple[str, bool]]) -> str:
+    """Prefix a quote to text cells that a spreadsheet would read as a formula; columns are (name, is_text)."""
+    prefixes = ", ".join("CHR(9)" if p == "\t" else "CHR(13)" if p == "\r" else literal(p) for p in FORMULA_PREFIXES)
+    parts = []
+    for name, is_text in columns:
+        c = quote(name)
+        if is_text:
+            parts.append(f"CASE WHEN SUBSTRING({c}, 1, 1) IN ({prefixes}) THEN '''' || {c} ELSE {c} END AS {c}")
+        else:
+            parts.append(c)
+    return f"SELECT {', '.join(parts)} FROM ({select}) AS sw_out"
+
+
+def count_sql(select: str) -> str:
+    """The number of rows a query returns."""
+    return f"SELECT COUNT(*) FROM ({select}) AS sw_counted"
