@@ -14,6 +14,7 @@ from sharewise.cli import accounting as accounting_cli
 from sharewise.cli import audit as audit_cli
 from sharewise.cli import consent as consent_cli
 from sharewise.cli import render
+from sharewise.cli import workflow as workflow_cli
 from sharewise.cli.console import StatePack, handles_errors, out, settings_for, state
 from sharewise.domain.errors import InvalidRequestError, Problem
 from sharewise.services import demo as demo_service
@@ -34,6 +35,9 @@ app.add_typer(law_app, name="law")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(consent_cli.app, name="consent")
 app.command("accounting")(accounting_cli.accounting)
+app.add_typer(workflow_cli.agency_app, name="agency")
+app.add_typer(workflow_cli.user_app, name="user")
+app.add_typer(workflow_cli.request_app, name="request")
 
 
 @app.callback()

@@ -108,3 +108,60 @@ consents = Table(
     Column("agency", String(200), nullable=True),
 )
 Index("ix_consents_person_token", consents.c.person_token)
+
+# Agencies, people and roles.
+agencies = Table(
+    "agencies",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(300), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("name", String(300), nullable=False),
+    Column("agency_id", String(40), ForeignKey("agencies.id"), nullable=False),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    Column("user_id", String(80), ForeignKey("users.id"), primary_key=True),
+    Column("role", String(40), primary_key=True),
+)
+
+# Sharing requests and every step taken on them.
+sharing_requests = Table(
+    "sharing_requests",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("agency_id", String(40), ForeignKey("agencies.id"), nullable=False),
+    Column("recipient_agency_id", String(40), ForeignKey("agencies.id"), nullable=True),
+    Column("title", String(300), nullable=False),
+    Column("use_case", Text, nullable=False),
+    Column("vision", Text, nullable=True),
+    Column("request", Text, nullable=False),  # the sharing request of the determination contract (JSON)
+    Column("state", String(40), nullable=False),
+    Column("created_by", String(80), ForeignKey("users.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("determination", Text, nullable=True),  # the determination recorded at legal review (JSON)
+    Column("agreement_id", String(80), nullable=True),
+    Column("version", Integer, nullable=False),  # optimistic concurrency
+)
+Index("ix_sharing_requests_state", sharing_requests.c.state)
+
+request_steps = Table(
+    "request_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(40), ForeignKey("sharing_requests.id"), nullable=False),
+    Column("step", String(40), nullable=False),
+    Column("decision", String(20), nullable=False),
+    Column("actor", String(80), ForeignKey("users.id"), nullable=False),
+    Column("agency_id", String(40), nullable=False),
+    Column("comments", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_request_steps_request", request_steps.c.request_id)

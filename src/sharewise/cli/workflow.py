@@ -1,0 +1,200 @@
+"""The `sharewise agency`, `user` and `request` commands: the review workflow from the terminal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sharewise.cli.console import escape, handles_errors, out, settings_for
+from sharewise.domain.errors import InvalidDataError, Problem
+from sharewise.policy.yamlfile import YamlProblem, read_yaml
+from sharewise.services import workflow as service
+from sharewise.wiring import control_for, law_for
+from sharewise.workflow.store import SharingRequestRecord
+
+agency_app = typer.Typer(help="Agencies taking part in sharing.", no_args_is_help=True)
+user_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
+request_app = typer.Typer(
+    help="Sharing requests through program, legal and security review to approval.", no_args_is_help=True
+)
+
+As = Annotated[str | None, typer.Option("--as", help="The user acting (or SHAREWISE_USER).")]
+
+
+def _who(user: str | None) -> str:
+    who = user or os.environ.get("SHAREWISE_USER")
+    if not who:
+        raise InvalidDataError("who is acting?", [Problem("--as", "give --as USER or set SHAREWISE_USER")])
+    return who
+
+
+def _control() -> Any:
+    return control_for(settings_for(None))
+
+
+@agency_app.command("add")
+@handles_errors
+def agency_add(agency_id: str, name: str, user: As = None) -> None:
+    """Register an agency (administrators; the very first needs no user)."""
+    service.add_agency(_control(), agency_id, name, user or os.environ.get("SHAREWISE_USER"))
+    out.print(f"agency {agency_id} added")
+
+
+@user_app.command("add")
+@handles_errors
+def user_add(
+    user_id: str,
+    name: Annotated[str, typer.Option("--name")],
+    agency: Annotated[str, typer.Option("--agency")],
+    roles: Annotated[
+        str,
+        typer.Option(
+            "--roles",
+            help="Comma-separated: requester, program_reviewer, legal_reviewer, security_officer, approver, data_steward, auditor, administrator",
+        ),
+    ],
+    user: As = None,
+) -> None:
+    """Register a person with roles (administrators; the first user bootstraps the system)."""
+    role_set = {r.strip() for r in roles.split(",") if r.strip()}
+    service.add_user(_control(), user_id, name, agency, role_set, user or os.environ.get("SHAREWISE_USER"))
+    out.print(f"user {user_id} added to {agency} as {', '.join(sorted(role_set))}")
+
+
+def _print(record: SharingRequestRecord) -> None:
+    out.print(f"[bold]{record.id}[/] {escape(record.title)} — [bold]{record.state}[/]")
+    out.print(
+        f"  agency {record.agency_id}"
+        + (f" -> {record.recipient_agency_id}" if record.recipient_agency_id else "")
+        + f"; created by {record.created_by} on {record.created_at.date()}"
+    )
+    out.print(f"  use case: {escape(record.use_case)}")
+    if record.vision:
+        out.print(f"  vision: {escape(record.vision)}")
+    r = record.request
+    out.print(
+        f"  disclosure: {r['source']['program']} -> {r['recipient']['kind']} for {r['purpose']}: {', '.join(r['data'])}"
+    )
+    if record.determination:
+        out.print(f"  determination: {record.determination['outcome']} ({record.determination['law_version']})")
+    if record.agreement_id:
+        out.print(f"  agreement: {record.agreement_id}")
+    for s in record.steps:
+        comment = f" — {escape(s.comments)}" if s.comments else ""
+        out.print(f"  {s.at:%Y-%m-%d %H:%M} {s.step:10} {s.decision:10} {s.actor} ({s.agency_id}){comment}")
+
+
+@request_app.command("create")
+@handles_errors
+def create(
+    proposal: Annotated[Path, typer.Argument(help="YAML: title, use_case, vision, recipient_agency, request.")],
+    user: As = None,
+) -> None:
+    """Draft a sharing request from a proposal file."""
+    try:
+        data, _ = read_yaml(proposal)
+    except YamlProblem as exc:
+        raise InvalidDataError("malformed proposal", exc.problems) from exc
+    if not isinstance(data, dict):
+        raise InvalidDataError("malformed proposal", [Problem(str(proposal), "must be a mapping")])
+    missing = [k for k in ("title", "use_case", "request") if k not in data]
+    if missing:
+        raise InvalidDataError(
+            "incomplete proposal", [Problem(f"{proposal}: {k}", "required field is missing") for k in missing]
+        )
+    settings = settings_for(None)
+    request_id = service.create_request(
+        control_for(settings),
+        law_for(settings),
+        _who(user),
+        str(data["title"]),
+        str(data["use_case"]),
+        data["request"],
+        data.get("vision"),
+        data.get("recipient_agency"),
+    )
+    out.print(f"created sharing request {request_id} (draft)")
+
+
+@request_app.command("submit")
+@handles_errors
+def submit(request_id: str, user: As = None) -> None:
+    """Send a draft to program review."""
+    service.submit(_control(), _who(user), request_id)
+    out.print(f"{request_id} submitted: program review")
+
+
+@request_app.command("review")
+@handles_errors
+def review(
+    request_id: str,
+    decision: Annotated[str, typer.Option("--decision", help="approve, return or deny")],
+    comments: Annotated[str | None, typer.Option("--comments")] = None,
+    user: As = None,
+) -> None:
+    """Record the program, legal or security review that is due (the legal review records the determination)."""
+    settings = settings_for(None)
+    state = service.review(control_for(settings), law_for(settings), _who(user), request_id, decision, comments)
+    out.print(f"{request_id}: {decision} -> {state}")
+
+
+@request_app.command("approve")
+@handles_errors
+def approve(
+    request_id: str,
+    decision: Annotated[str, typer.Option("--decision")] = "approve",
+    comments: Annotated[str | None, typer.Option("--comments")] = None,
+    user: As = None,
+) -> None:
+    """Leadership approval for your agency (every agency involved must approve)."""
+    state = service.approve(_control(), _who(user), request_id, decision, comments)
+    out.print(f"{request_id}: {decision} -> {state}")
+
+
+@request_app.command("execute")
+@handles_errors
+def execute(
+    request_id: str,
+    agreement: Annotated[str, typer.Option("--agreement", help="The signed agreement's id.")],
+    user: As = None,
+) -> None:
+    """Record the signed agreement: the request becomes active."""
+    service.execute_agreement(_control(), _who(user), request_id, agreement)
+    out.print(f"{request_id}: active under agreement {agreement}")
+
+
+@request_app.command("end")
+@handles_errors
+def end(
+    request_id: str,
+    how: Annotated[str, typer.Option("--how", help="terminated or expired")],
+    comments: Annotated[str, typer.Option("--comments")],
+    user: As = None,
+) -> None:
+    """Terminate or expire an active request."""
+    service.end(_control(), _who(user), request_id, how, comments)
+    out.print(f"{request_id}: {how}")
+
+
+@request_app.command("show")
+@handles_errors
+def show(request_id: str, user: As = None) -> None:
+    """A request with its timeline of reviews and comments."""
+    _print(service.show(_control(), _who(user), request_id))
+
+
+@request_app.command("list")
+@handles_errors
+def list_(
+    queue: Annotated[bool, typer.Option("--queue", help="Only what waits for you.")] = False, user: As = None
+) -> None:
+    """Requests of your agency (or your queue)."""
+    who = _who(user)
+    records = service.queue(_control(), who) if queue else service.all_requests(_control(), who)
+    for r in records:
+        out.print(f"{r.id:16} {r.state:18} {escape(r.title)}")
+    if not records:
+        out.print("nothing here")

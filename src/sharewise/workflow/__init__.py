@@ -1,0 +1,1 @@
+"""The sharing-request workflow: agencies, people, roles, reviews and approvals."""
