@@ -30,7 +30,9 @@ SNAP_TO_TANF: dict[str, Any] = {
 
 @pytest.fixture
 def control(store: Store, tmp_path: Path) -> Control:
-    trail = AuditTrail(lambda: dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC), CheckpointSigner(Ed25519PrivateKey.generate()))
+    trail = AuditTrail(
+        lambda: dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC), CheckpointSigner(Ed25519PrivateKey.generate())
+    )
     c = Control(store, trail, StoreAuditSink(store, trail), Settings(key_dir=tmp_path / "keys"))
     wf.add_agency(c, "dhs", "Lakeview County DHS", None)
     wf.add_user(c, "admin", "Ada Admin", "dhs", {"administrator"}, None)
@@ -50,7 +52,15 @@ def control(store: Store, tmp_path: Path) -> Control:
 
 
 def through_reviews(control: Control, law: LawPack, request: dict[str, Any] = SNAP_TO_TANF) -> str:
-    rid = wf.create_request(control, law, "rita", "SNAP data for TANF eligibility", "Verify eligibility without asking twice", request, recipient_agency="dol")
+    rid = wf.create_request(
+        control,
+        law,
+        "rita",
+        "SNAP data for TANF eligibility",
+        "Verify eligibility without asking twice",
+        request,
+        recipient_agency="dol",
+    )
     wf.submit(control, "rita", rid)
     assert wf.review(control, law, "paul", rid, "approve", None) == "legal_review"
     assert wf.review(control, law, "lena", rid, "approve", None) == "security_review"
@@ -66,10 +76,25 @@ def test_a_request_goes_from_draft_to_active_through_every_step(control: Control
     record = wf.show(control, "aud", rid)
     assert record.state == "active" and record.agreement_id == "a-2026-001"
     assert record.determination is not None and record.determination["outcome"] == "permitted"
-    assert [s.step for s in record.steps] == ["submission", "program", "legal", "security", "approval", "approval", "agreement"]
+    assert [s.step for s in record.steps] == [
+        "submission",
+        "program",
+        "legal",
+        "security",
+        "approval",
+        "approval",
+        "agreement",
+    ]
     with control.store.transaction() as conn:
         actions = [r.action for r in conn.execute(select(audit_records.c.action))]
-    for action in ("request-created", "request-submitted", "decision-recorded", "review-recorded", "request-approved", "agreement-executed"):
+    for action in (
+        "request-created",
+        "request-submitted",
+        "decision-recorded",
+        "review-recorded",
+        "request-approved",
+        "agreement-executed",
+    ):
         assert action in actions
 
 
@@ -93,8 +118,13 @@ def test_the_wrong_role_or_agency_cannot_act(control: Control, law: LawPack) -> 
 
 
 def test_legal_review_cannot_approve_what_the_law_does_not_permit(control: Control, law: LawPack) -> None:
-    sud = {"source": {"program": "sud_treatment"}, "recipient": {"kind": "state_or_local_agency", "program": "child_welfare"},
-           "purpose": "care_coordination", "data": ["sud_treatment_information"], "facts": {"valid_consent": False}}
+    sud = {
+        "source": {"program": "sud_treatment"},
+        "recipient": {"kind": "state_or_local_agency", "program": "child_welfare"},
+        "purpose": "care_coordination",
+        "data": ["sud_treatment_information"],
+        "facts": {"valid_consent": False},
+    }
     rid = wf.create_request(control, law, "rita", "t", "use case", sud)
     wf.submit(control, "rita", rid)
     wf.review(control, law, "paul", rid, "approve", None)
@@ -112,7 +142,12 @@ def test_a_returned_request_keeps_its_history_and_can_be_resubmitted(control: Co
     wf.revise(control, law, "rita", rid, use_case="Verify eligibility; identity and benefits only")
     wf.submit(control, "rita", rid)
     record = wf.show(control, "rita", rid)
-    assert [(s.step, s.decision) for s in record.steps] == [("submission", "submitted"), ("program", "return"), ("revision", "revised"), ("submission", "submitted")]
+    assert [(s.step, s.decision) for s in record.steps] == [
+        ("submission", "submitted"),
+        ("program", "return"),
+        ("revision", "revised"),
+        ("submission", "submitted"),
+    ]
     assert record.steps[1].comments == "drop the contact data: not needed"
 
 
@@ -142,3 +177,31 @@ def test_an_invalid_disclosure_is_rejected_before_anything_is_stored(control: Co
     with pytest.raises(Exception, match="invalid request"):
         wf.create_request(control, law, "rita", "t", "use case", {**SNAP_TO_TANF, "purpose": "curiosity"})
     assert wf.all_requests(control, "rita") == []
+
+
+def test_law_impact_lists_active_requests_whose_answer_changes(control: Control, law: LawPack) -> None:
+    import dataclasses
+
+    from sharewise.services.law_impact import impact
+
+    rid = through_reviews(control, law)
+    wf.approve(control, "alex", rid, "approve", None)
+    wf.approve(control, "dana", rid, "approve", None)
+    wf.execute_agreement(control, "dana", rid, "a-1")
+    assert impact(control, law) == []
+    # A new pack in which SNAP's administration pathway no longer exists:
+    snap = law.authority("snap")
+    assert snap is not None
+    changed = dataclasses.replace(
+        law,
+        version="2027.1",
+        authorities=tuple(
+            dataclasses.replace(a, rules=tuple(r for r in a.rules if r.id != "snap.program-administration"))
+            if a.id == "snap"
+            else a
+            for a in law.authorities
+        ),
+    )
+    (item,) = impact(control, changed, from_version=law.law_version)
+    assert item.request_id == rid and item.old_outcome == "permitted" and item.new_outcome != "permitted"
+    assert any(r.startswith("snap.program-administration: holds -> absent") for r in item.rules_changed)

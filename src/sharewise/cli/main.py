@@ -273,6 +273,39 @@ def law_docs(
     out.print(f"wrote {len(written)} pages to {out_dir}")
 
 
+@law_app.command("impact")
+@handles_errors
+def law_impact(
+    from_version: Annotated[
+        str | None, typer.Option("--from", help="Only determinations made under this law version.")
+    ] = None,
+    state_pack: StatePack = None,
+) -> None:
+    """Which active sharing requests would be decided differently under the current law pack, and why.
+
+    Exit codes: 0 nothing changes, 1 some determinations change.
+    """
+    from sharewise.services.law_impact import impact
+    from sharewise.wiring import control_for
+
+    settings = settings_for(state_pack)
+    law = law_for(settings)
+    changes = impact(control_for(settings), law, from_version)
+    for item in changes:
+        out.print(
+            f"[bold]{item.request_id}[/] {render._esc(item.title)}: {item.old_outcome} ({item.old_version}) -> {item.new_outcome} ({law.law_version})"
+        )
+        for ob in item.obligations_added:
+            out.print(f"  + obligation {ob}")
+        for ob in item.obligations_removed:
+            out.print(f"  - obligation {ob}")
+        for rule in item.rules_changed:
+            out.print(f"  rule {render._esc(rule)}")
+    out.print(f"{len(changes)} active request(s) affected")
+    if changes:
+        raise typer.Exit(1)
+
+
 @law_app.command("test")
 @handles_errors
 def law_test(
