@@ -205,3 +205,29 @@ def test_law_impact_lists_active_requests_whose_answer_changes(control: Control,
     (item,) = impact(control, changed, from_version=law.law_version)
     assert item.request_id == rid and item.old_outcome == "permitted" and item.new_outcome != "permitted"
     assert any(r.startswith("snap.program-administration: holds -> absent") for r in item.rules_changed)
+
+
+def test_an_initiative_tracks_the_toolkit_steps_and_groups_requests(control: Control, law: LawPack) -> None:
+    from sharewise.services import initiatives
+
+    proposal = initiatives.parse_proposal(
+        {
+            "name": "Lakeview family stability data partnership",
+            "vision": "Coordinated services for families who use several programs, with privacy built in.",
+            "agencies": ["dhs", "dol"],
+            "sponsors": [{"name": "Director Kim", "agency": "dhs"}],
+            "stakeholders": [{"group": "lived_experience_and_advocates", "name": "Parent advisory council"}],
+        },
+        "initiative.yaml",
+    )
+    iid = initiatives.create(control, "rita", proposal)
+    initiatives.update_step(control, "paul", iid, "define_use_case", owner="Paul", status="done")
+    got = initiatives.get(control, iid)
+    assert [s.step for s in got.steps][:2] == ["define_use_case", "secure_leadership"] and len(got.steps) == 10
+    assert got.steps[0].status == "done" and got.steps[0].done_on == dt.date(2026, 11, 25)
+    rid = wf.create_request(control, law, "rita", "t", "use case", SNAP_TO_TANF, initiative_id=iid)
+    assert wf.show(control, "rita", rid).initiative_id == iid
+    with pytest.raises(InvalidDataError):
+        initiatives.parse_proposal({"name": "x", "vision": "short", "agencies": [], "sponsors": []}, "bad.yaml")
+    with pytest.raises(InvalidDataError, match="unknown step"):
+        initiatives.update_step(control, "paul", iid, "celebrate")

@@ -9,10 +9,10 @@ from xml.sax.saxutils import escape
 import jinja2
 from docx import Document
 from docx.shared import Pt
-from reportlab.lib.pagesizes import LETTER  # type: ignore[import-untyped]
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet  # type: ignore[import-untyped]
-from reportlab.lib.units import inch  # type: ignore[import-untyped]
-from reportlab.platypus import KeepTogether, ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Spacer, Table  # type: ignore[import-untyped]
+from reportlab.lib.pagesizes import LETTER
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import inch
+from reportlab.platypus import KeepTogether, ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Spacer, Table
 
 from sharewise.agreements.draft import AgreementDraft
 

@@ -13,6 +13,7 @@ import typer
 from sharewise.cli import accounting as accounting_cli
 from sharewise.cli import audit as audit_cli
 from sharewise.cli import consent as consent_cli
+from sharewise.cli import documents as documents_cli
 from sharewise.cli import render
 from sharewise.cli import workflow as workflow_cli
 from sharewise.cli.console import StatePack, handles_errors, out, settings_for, state
@@ -38,6 +39,9 @@ app.command("accounting")(accounting_cli.accounting)
 app.add_typer(workflow_cli.agency_app, name="agency")
 app.add_typer(workflow_cli.user_app, name="user")
 app.add_typer(workflow_cli.request_app, name="request")
+app.add_typer(workflow_cli.initiative_app, name="initiative")
+app.add_typer(documents_cli.agreement_app, name="agreement")
+app.command("consent-form")(documents_cli.consent_form)
 
 
 @app.callback()

@@ -198,3 +198,80 @@ def list_(
         out.print(f"{r.id:16} {r.state:18} {escape(r.title)}")
     if not records:
         out.print("nothing here")
+
+
+initiative_app = typer.Typer(
+    help="Initiatives: vision, sponsors, stakeholders and the toolkit's steps.", no_args_is_help=True
+)
+
+
+@initiative_app.command("create")
+@handles_errors
+def initiative_create(
+    proposal: Annotated[Path, typer.Argument(help="YAML: name, vision, agencies, sponsors, stakeholders.")],
+    user: As = None,
+) -> None:
+    """Create an initiative; its ten toolkit steps start as not started."""
+    from sharewise.services import initiatives
+
+    try:
+        data, _ = read_yaml(proposal)
+    except YamlProblem as exc:
+        raise InvalidDataError("malformed initiative file", exc.problems) from exc
+    initiative_id = initiatives.create(_control(), _who(user), initiatives.parse_proposal(data, str(proposal)))
+    out.print(f"created initiative {initiative_id}")
+
+
+@initiative_app.command("show")
+@handles_errors
+def initiative_show(initiative_id: str) -> None:
+    """The initiative with its stakeholders and step checklist."""
+    from sharewise.services import initiatives
+
+    i = initiatives.get(_control(), initiative_id)
+    out.print(f"[bold]{i.id}[/] {escape(i.name)}")
+    out.print(f"  vision: {escape(i.vision)}")
+    out.print(f"  agencies: {', '.join(i.agencies)}; sponsors: {', '.join(escape(s['name']) for s in i.sponsors)}")
+    for s in i.stakeholders:
+        out.print(
+            f"  stakeholder ({s.group}): {escape(s.name)}" + (f", {escape(s.organization)}" if s.organization else "")
+        )
+    for n, st in enumerate(i.steps, 1):
+        mark = {"done": "[green]done[/]", "in_progress": "[cyan]in progress[/]", "blocked": "[red]blocked[/]"}.get(
+            st.status, "not started"
+        )
+        extra = "".join([f"; owner {escape(st.owner)}" if st.owner else "", f"; due {st.due}" if st.due else ""])
+        out.print(f"  {n:2}. {st.title} — {mark}{extra}")
+
+
+@initiative_app.command("list")
+@handles_errors
+def initiative_list() -> None:
+    """Every initiative."""
+    from sharewise.services import initiatives
+
+    for initiative_id, name in initiatives.list_all(_control()):
+        out.print(f"{initiative_id:14} {escape(name)}")
+
+
+@initiative_app.command("step")
+@handles_errors
+def initiative_step(
+    initiative_id: str,
+    step: str,
+    owner: Annotated[str | None, typer.Option("--owner")] = None,
+    due: Annotated[str | None, typer.Option("--due", help="YYYY-MM-DD")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="not_started, in_progress, blocked, done")] = None,
+    user: As = None,
+) -> None:
+    """Assign or move one of the toolkit's steps."""
+    import datetime as dt
+
+    from sharewise.services import initiatives
+
+    try:
+        due_date = dt.date.fromisoformat(due) if due else None
+    except ValueError:
+        raise InvalidDataError("invalid option", [Problem("--due", f"'{due}' is not a date")]) from None
+    initiatives.update_step(_control(), _who(user), initiative_id, step, owner, due_date, status)
+    out.print(f"{initiative_id}: {step} updated")

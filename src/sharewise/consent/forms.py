@@ -15,9 +15,9 @@ import jinja2
 import yaml
 from docx import Document
 from docx.shared import Pt
-from reportlab.lib.pagesizes import LETTER  # type: ignore[import-untyped]
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet  # type: ignore[import-untyped]
-from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer  # type: ignore[import-untyped]
+from reportlab.lib.pagesizes import LETTER
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer
 
 from sharewise.consent.validate import element_checks
 from sharewise.domain.consent import STATEMENTS, ConsentRequirement

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,10 @@ def resolve_agreement_type(
 
 def read_parties(path: Path) -> Parties:
     """Read a parties file, reporting every missing or malformed field with its line."""
+    return _read_parties(path)[0]
+
+
+def _read_parties(path: Path) -> tuple[Parties, Callable[[tuple[Any, ...]], str]]:
     label = str(path)
     try:
         data, lines = read_yaml(path, label)
@@ -80,14 +85,18 @@ def read_parties(path: Path) -> Parties:
         raise InvalidDataError("invalid parties file", exc.problems) from exc
     if not isinstance(data, dict):
         raise InvalidDataError("invalid parties file", [Problem(label, "a parties file must be a mapping")])
+
+    def where(loc: tuple[Any, ...]) -> str:
+        return _where(label, lines, loc)
+
     try:
-        return Parties.model_validate(data)
+        return Parties.model_validate(data), where
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
             msg = "required field is missing" if err["type"] == "missing" else err["msg"]
-            problems.append(Problem(_where(label, lines, loc), msg))
+            problems.append(Problem(where(loc), msg))
         raise InvalidDataError("invalid parties file", problems) from exc
 
 
@@ -115,13 +124,14 @@ def draft(
     today: dt.date,
     doc_type: str | None = None,
     library: ClauseLibrary | None = None,
-    parties_label: str = "parties",
+    where: Callable[[tuple[Any, ...]], str] | None = None,
 ) -> AgreementDraft:
     """Determine the request and draft the agreement (refused unless the determination is permitted)."""
     library = library or load_library()
     determination = determine(law, request, today)
     chosen = resolve_agreement_type(law, library, doc_type, determination)
-    problems = [Problem(f"{parties_label}: {'.'.join(p)}", m) for p, m in term_problems(parties, chosen)]
+    locate = where or (lambda path: "parties: " + ".".join(str(p) for p in path))
+    problems = [Problem(locate(p), m) for p, m in term_problems(parties, chosen)]
     if problems:
         raise InvalidDataError("the parties' terms break the limits the law sets", problems)
     return draft_agreement(determination, request, parties, chosen, library, labels_for(law))
@@ -140,9 +150,9 @@ def draft_agreement_file(
     """Draft an agreement from files and write it (all or nothing)."""
     _check_format(fmt, agreement_render.FORMATS)
     request = read_request(request_path, law)
-    parties = read_parties(parties_path)
+    parties, where = _read_parties(parties_path)
     library = load_library(overlay=clauses) if clauses else load_library()
-    result = draft(law, request, parties, today, doc_type, library, str(parties_path))
+    result = draft(law, request, parties, today, doc_type, library, where)
     write_atomically(out, agreement_render.render(result, fmt))
     return Generated(out, result.doc_type, result.title, result.warnings)
 
@@ -226,6 +236,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise StorageError("cannot write the document", [Problem(str(path), exc.strerror or str(exc))]) from exc
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; a document is an ordinary file
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -234,3 +245,9 @@ def write_atomically(path: Path, data: bytes) -> None:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise StorageError("cannot write the document", [Problem(str(path), exc.strerror or str(exc))]) from exc
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current

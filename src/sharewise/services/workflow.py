@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -13,7 +14,7 @@ from sharewise.domain.outcome import Outcome
 from sharewise.policy.evaluate import evaluate
 from sharewise.policy.model import LawPack
 from sharewise.policy.request_parse import parse_request
-from sharewise.store.schema import users
+from sharewise.store.schema import initiatives, users
 from sharewise.wiring import Control
 from sharewise.workflow import process
 from sharewise.workflow.access import User, require_agency, require_not_requester, require_role
@@ -90,6 +91,7 @@ def create_request(
     request: dict[str, Any],
     vision: str | None = None,
     recipient_agency: str | None = None,
+    initiative_id: str | None = None,
 ) -> str:
     """Draft a sharing request: the use case, the vision, and the disclosure in the contract's terms."""
     parse_request(request, law.vocabulary, label="request")  # every problem at once, before anything is stored
@@ -101,6 +103,12 @@ def create_request(
         require_role(actor, "requester", "create sharing requests")
         if recipient_agency is not None and not STORE.agency_exists(conn, recipient_agency):
             raise InvalidDataError(f"no agency '{recipient_agency}'")
+        if initiative_id is not None:
+            row = conn.execute(select(initiatives.c.agencies).where(initiatives.c.id == initiative_id)).first()
+            if row is None:
+                raise InvalidDataError(f"no initiative '{initiative_id}'")
+            if actor.agency_id not in json.loads(row.agencies):
+                raise AccessDeniedError(f"{actor.agency_id} does not take part in initiative '{initiative_id}'")
         request_id = f"r-{now.year}-{secrets.token_hex(4)}"
         STORE.create(
             conn,
@@ -119,6 +127,7 @@ def create_request(
                 agreement_id=None,
                 version=1,
                 steps=(),
+                initiative_id=initiative_id,
             ),
         )
         _audit(control, conn, "request-created", actor, request_id)

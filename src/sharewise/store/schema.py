@@ -149,6 +149,7 @@ sharing_requests = Table(
     Column("determination", Text, nullable=True),  # the determination recorded at legal review (JSON)
     Column("agreement_id", String(80), nullable=True),
     Column("version", Integer, nullable=False),  # optimistic concurrency
+    Column("initiative_id", String(40), nullable=True),
 )
 Index("ix_sharing_requests_state", sharing_requests.c.state)
 
@@ -165,3 +166,38 @@ request_steps = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_request_steps_request", request_steps.c.request_id)
+
+# Initiatives: umbrella efforts grouping related requests, with stakeholders and the toolkit's steps.
+initiatives = Table(
+    "initiatives",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(300), nullable=False),
+    Column("vision", Text, nullable=False),
+    Column("agencies", Text, nullable=False),  # JSON list of agency ids
+    Column("sponsors", Text, nullable=False),  # JSON list of {name, agency, title}
+    Column("created_by", String(80), ForeignKey("users.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+initiative_stakeholders = Table(
+    "initiative_stakeholders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("initiative_id", String(40), ForeignKey("initiatives.id"), nullable=False),
+    Column("group", String(40), nullable=False),
+    Column("name", String(300), nullable=False),
+    Column("organization", String(300), nullable=True),
+)
+
+initiative_steps = Table(
+    "initiative_steps",
+    metadata,
+    Column("initiative_id", String(40), ForeignKey("initiatives.id"), primary_key=True),
+    Column("step", String(40), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("owner", String(200), nullable=True),
+    Column("due", Date, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("done_on", Date, nullable=True),
+)

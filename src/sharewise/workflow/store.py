@@ -44,6 +44,7 @@ class SharingRequestRecord:
     agreement_id: str | None
     version: int
     steps: tuple[Step, ...]
+    initiative_id: str | None = None
 
     @property
     def agencies(self) -> set[str]:
@@ -92,6 +93,7 @@ class SqlWorkflowStore:
                 determination=None,
                 agreement_id=None,
                 version=1,
+                initiative_id=record.initiative_id,
             )
         )
 
@@ -118,6 +120,7 @@ class SqlWorkflowStore:
             determination=json.loads(row.determination) if row.determination else None,
             agreement_id=row.agreement_id,
             version=int(row.version),
+            initiative_id=row.initiative_id,
             steps=tuple(
                 Step(
                     s.step,
