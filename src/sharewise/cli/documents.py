@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,16 +42,30 @@ def draft(
         ),
     ] = None,
     state_pack: StatePack = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Also register the draft in the agreement registry.")
+    ] = False,
+    user: Annotated[str | None, typer.Option("--as", help="Who records it (or SHAREWISE_USER).")] = None,
+    request_id: Annotated[str | None, typer.Option("--request-id", help="The sharing request it implements.")] = None,
 ) -> None:
     """Draft an agreement with every clause the determination's obligations require.
 
     Refused (exit 6) unless the determination is permitted.
     """
-    law = law_for(settings_for(state_pack))
+    settings = settings_for(state_pack)
+    law = law_for(settings)
     result = documents_service.draft_agreement_file(
         law, request, parties, format, out_file, SystemClock().today(), doc_type=doc_type, clauses=clauses
     )
     _report(result)
+    if record:
+        from sharewise.services import agreement_registry
+        from sharewise.wiring import control_for
+
+        agreement_id = agreement_registry.record_draft(
+            control_for(settings), law, _who(user), request, parties, out_file, doc_type, request_id
+        )
+        out.print(f"registered agreement {agreement_id} (draft)")
 
 
 @handles_errors
@@ -65,3 +79,150 @@ def consent_form(
     law = law_for(settings_for(state_pack))
     result = documents_service.consent_form_file(law, request, format, out_file, SystemClock().today())
     _report(result)
+
+
+def _who(user: str | None) -> str:
+    import os
+
+    from sharewise.domain.errors import InvalidDataError, Problem
+
+    who = user or os.environ.get("SHAREWISE_USER")
+    if not who:
+        raise InvalidDataError("who is acting?", [Problem("--as", "give --as USER or set SHAREWISE_USER")])
+    return who
+
+
+def _registry() -> Any:
+    from sharewise.services import agreement_registry
+
+    return agreement_registry
+
+
+def _control() -> Any:
+    from sharewise.wiring import control_for
+
+    return control_for(settings_for(None))
+
+
+AsUser = Annotated[str | None, typer.Option("--as", help="The user acting (or SHAREWISE_USER).")]
+
+
+@agreement_app.command("submit")
+@handles_errors
+def agreement_submit(agreement_id: str, user: AsUser = None) -> None:
+    """Send a draft agreement to review."""
+    _registry().submit_for_review(_control(), _who(user), agreement_id)
+    out.print(f"{agreement_id}: in review")
+
+
+@agreement_app.command("sign")
+@handles_errors
+def agreement_sign(
+    agreement_id: str,
+    party: Annotated[str, typer.Option("--party", help="discloser or recipient")],
+    user: AsUser = None,
+) -> None:
+    """Sign for one party (approvers); the agreement is signed once both parties have."""
+    state = _registry().sign(_control(), _who(user), agreement_id, party)
+    out.print(f"{agreement_id}: signed for the {party}; now {state}")
+
+
+@agreement_app.command("activate")
+@handles_errors
+def agreement_activate(agreement_id: str, user: AsUser = None) -> None:
+    """Put a signed agreement into effect."""
+    _registry().activate(_control(), _who(user), agreement_id)
+    out.print(f"{agreement_id}: active")
+
+
+@agreement_app.command("amend")
+@handles_errors
+def agreement_amend(
+    agreement_id: str,
+    reason: Annotated[str, typer.Option("--reason")],
+    term_end: Annotated[str | None, typer.Option("--term-end", help="New end of term (YYYY-MM-DD).")] = None,
+    users_file: Annotated[
+        Path | None, typer.Option("--authorized-users", help="YAML list of {role, name, organization}.")
+    ] = None,
+    user: AsUser = None,
+) -> None:
+    """Amend the end of term or the authorized users; the history keeps before and after."""
+    import datetime as dt
+
+    import yaml
+
+    from sharewise.domain.errors import InvalidDataError, Problem
+
+    end = None
+    if term_end:
+        try:
+            end = dt.date.fromisoformat(term_end)
+        except ValueError:
+            raise InvalidDataError("invalid option", [Problem("--term-end", f"'{term_end}' is not a date")]) from None
+    users = yaml.safe_load(users_file.read_text(encoding="utf-8")) if users_file else None
+    if users is not None and not isinstance(users, list):
+        raise InvalidDataError("invalid authorized users", [Problem(str(users_file), "must be a list")])
+    _registry().amend(_control(), _who(user), agreement_id, users, end, reason)
+    out.print(f"{agreement_id}: amended")
+
+
+@agreement_app.command("renew")
+@handles_errors
+def agreement_renew(agreement_id: str, user: AsUser = None) -> None:
+    """Renew an active agreement within the renewals the law allows."""
+    end = _registry().renew(_control(), _who(user), agreement_id)
+    out.print(f"{agreement_id}: renewed until {end}")
+
+
+@agreement_app.command("terminate")
+@handles_errors
+def agreement_terminate(
+    agreement_id: str, reason: Annotated[str, typer.Option("--reason")], user: AsUser = None
+) -> None:
+    """Terminate an agreement."""
+    _registry().terminate(_control(), _who(user), agreement_id, reason)
+    out.print(f"{agreement_id}: terminated")
+
+
+@agreement_app.command("show")
+@handles_errors
+def agreement_show(agreement_id: str) -> None:
+    """An agreement with its history."""
+    import datetime as dt
+
+    r = _registry().show(_control(), agreement_id)
+    out.print(f"[bold]{r.id}[/] {r.title} ({r.doc_type}) — {r.state_on(dt.date.today())}")
+    out.print(
+        f"  {r.discloser} -> {r.recipient}; term {r.effective} to {r.term_end}; renewals {r.renewals_used}/{r.max_renewals if r.max_renewals is not None else 'any'}"
+    )
+    out.print(
+        f"  law {r.law_version}; authorized users: {len(r.authorized_users)}"
+        + (f"; request {r.request_id}" if r.request_id else "")
+    )
+    for e in r.events:
+        party = f" ({e.party})" if e.party else ""
+        out.print(f"  {e.at:%Y-%m-%d %H:%M} {e.event}{party} by {e.actor} {e.details if e.details else ''}")
+
+
+@agreement_app.command("list")
+@handles_errors
+def agreement_list(
+    expiring: Annotated[
+        str | None, typer.Option("--expiring", help="e.g. 60d: active agreements ending within 60 days.")
+    ] = None,
+) -> None:
+    """Registered agreements, or those expiring soon."""
+    import datetime as dt
+
+    from sharewise.domain.errors import InvalidDataError, Problem
+
+    days = None
+    if expiring:
+        if not (expiring.endswith("d") and expiring[:-1].isdigit()):
+            raise InvalidDataError("invalid option", [Problem("--expiring", "use a number of days such as 60d")])
+        days = int(expiring[:-1])
+    records = _registry().listing(_control(), days)
+    for r in records:
+        out.print(f"{r.id:16} {r.state_on(dt.date.today()):11} ends {r.term_end}  {r.title}")
+    if not records:
+        out.print("no agreements")

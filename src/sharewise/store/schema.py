@@ -201,3 +201,45 @@ initiative_steps = Table(
     Column("status", String(20), nullable=False),
     Column("done_on", Date, nullable=True),
 )
+
+# Agreements: the registry of drafted and executed agreements, and every event in their life.
+agreements = Table(
+    "agreements",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("doc_type", String(60), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("reference", String(120), nullable=True),
+    Column("request_id", String(40), nullable=True),
+    Column("agency_id", String(40), nullable=True),
+    Column("discloser", String(300), nullable=False),
+    Column("recipient", String(300), nullable=False),
+    Column("law_version", String(80), nullable=False),
+    Column("law_hash", String(64), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("effective", Date, nullable=False),
+    Column("term_end", Date, nullable=False),
+    Column("renewals_used", Integer, nullable=False),
+    Column("max_renewals", Integer, nullable=True),
+    Column("renewal_months", Integer, nullable=True),
+    Column("authorized_users", Text, nullable=False),  # JSON list of {role, name, organization}
+    Column("consent_ids", Text, nullable=False),  # JSON list
+    Column("document_sha256", String(64), nullable=True),
+    Column("created_by", String(80), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+Index("ix_agreements_state_end", agreements.c.state, agreements.c.term_end)
+
+agreement_events = Table(
+    "agreement_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agreement_id", String(40), ForeignKey("agreements.id"), nullable=False),
+    Column("event", String(30), nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("party", String(20), nullable=True),  # discloser | recipient, for signatures
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("details", Text, nullable=False),  # JSON: amendment before/after, reasons
+)
+Index("ix_agreement_events_agreement", agreement_events.c.agreement_id)

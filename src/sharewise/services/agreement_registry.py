@@ -1,0 +1,236 @@
+"""Agreement registry use cases: record a draft, review, sign, activate, amend, renew, terminate, list."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from pathlib import Path
+from typing import Any
+
+from sharewise.agreements.library import load_library
+from sharewise.agreements.parties import add_months
+from sharewise.agreements.registry import PARTIES, AgreementRecord, SqlAgreementStore, renewal_end
+from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError, Problem
+from sharewise.domain.events import AuditEvent
+from sharewise.policy.model import LawPack
+from sharewise.services import documents
+from sharewise.services.determinations import determine, read_request
+from sharewise.wiring import Control
+from sharewise.workflow.access import User
+from sharewise.workflow.store import SqlWorkflowStore
+
+STORE = SqlAgreementStore()
+USERS = SqlWorkflowStore()
+
+
+def _audit(
+    control: Control, conn: Any, action: str, actor: User, agreement_id: str, details: dict[str, Any] | None = None
+) -> None:
+    control.trail.append(
+        conn,
+        AuditEvent(
+            action=action,
+            actor=actor.id,
+            agency=actor.agency_id,
+            subject_type="agreement",
+            subject_id=agreement_id,
+            details=details or {},
+        ),
+    )
+
+
+def _user(conn: Any, actor_id: str, *roles: str) -> User:
+    user = USERS.user(conn, actor_id)
+    if roles and not any(user.has(r) for r in roles):
+        raise AccessDeniedError(f"{user.id} may not do this: one of the roles {', '.join(roles)} is needed")
+    return user
+
+
+def record_draft(
+    control: Control,
+    law: LawPack,
+    actor_id: str,
+    request_path: Path,
+    parties_path: Path,
+    document: Path,
+    doc_type: str | None = None,
+    request_id: str | None = None,
+    consent_ids: list[str] | None = None,
+) -> str:
+    """Draft the agreement document (see `documents`) and register it as a draft."""
+    now = control.trail.clock()
+    request = read_request(request_path, law)
+    parties = documents.read_parties(parties_path)
+    library = load_library()
+    draft = documents.draft(law, request, parties, now.date(), doc_type, library)
+    chosen = library.types[draft.doc_type]
+    months = parties.agreement.term_months or chosen.term.default_months
+    effective = parties.agreement.effective_date
+    det = determine(law, request, now.date())
+    with control.store.transaction() as conn:
+        actor = _user(conn, actor_id, "requester", "legal_reviewer", "approver", "administrator")
+        agreement_id = f"a-{now.year}-{secrets.token_hex(4)}"
+        record = AgreementRecord(
+            id=agreement_id,
+            doc_type=draft.doc_type,
+            title=draft.title,
+            reference=draft.reference,
+            request_id=request_id,
+            discloser=parties.discloser.legal_name,
+            recipient=parties.recipient.legal_name,
+            law_version=det.law_version,
+            law_hash=det.law_hash,
+            state="draft",
+            effective=effective,
+            term_end=add_months(effective, months),
+            renewals_used=0,
+            max_renewals=chosen.term.max_renewals,
+            renewal_months=chosen.term.renewal_months,
+            authorized_users=[u.model_dump() for u in parties.authorized_users],
+            consent_ids=list(consent_ids or []),
+            document_sha256=hashlib.sha256(document.read_bytes()).hexdigest() if document.is_file() else None,
+            version=1,
+            events=(),
+        )
+        STORE.add(conn, record, actor.id, now)
+        _audit(
+            control,
+            conn,
+            "agreement-drafted",
+            actor,
+            agreement_id,
+            {"doc_type": draft.doc_type, "law_hash": det.law_hash},
+        )
+    return agreement_id
+
+
+def submit_for_review(control: Control, actor_id: str, agreement_id: str) -> None:
+    with control.store.transaction() as conn:
+        actor = _user(conn, actor_id, "requester", "legal_reviewer", "administrator")
+        record = STORE.get(conn, agreement_id, for_update=True)
+        if record.state != "draft":
+            raise InvalidStateError(f"agreement '{agreement_id}' is {record.state}, not a draft")
+        STORE.change(conn, record, state="in_review")
+        STORE.event(conn, agreement_id, "submitted_for_review", actor.id, None, control.trail.clock(), {})
+        _audit(control, conn, "agreement-submitted", actor, agreement_id)
+
+
+def sign(control: Control, actor_id: str, agreement_id: str, party: str) -> str:
+    """An approver signs for one party; signed once both parties have."""
+    if party not in PARTIES:
+        raise InvalidDataError("invalid party", [Problem("--party", f"use {' or '.join(PARTIES)}")])
+    with control.store.transaction() as conn:
+        actor = _user(conn, actor_id, "approver")
+        record = STORE.get(conn, agreement_id, for_update=True)
+        if record.state not in ("in_review", "signed"):
+            raise InvalidStateError(
+                f"agreement '{agreement_id}' is {record.state}; only an agreement in review can be signed"
+            )
+        if party in record.signed_by:
+            raise InvalidStateError(f"the {party} has already signed agreement '{agreement_id}'")
+        if any(e.event == "signed" and e.actor == actor.id for e in record.events):
+            raise AccessDeniedError(f"{actor.id} has already signed for the other party (separation of duties)")
+        to = "signed" if record.signed_by | {party} >= set(PARTIES) else record.state
+        STORE.change(conn, record, state=to)
+        STORE.event(conn, agreement_id, "signed", actor.id, party, control.trail.clock(), {})
+        _audit(control, conn, "agreement-signed", actor, agreement_id, {"party": party, "state": to})
+    return to
+
+
+def activate(control: Control, actor_id: str, agreement_id: str) -> None:
+    with control.store.transaction() as conn:
+        actor = _user(conn, actor_id, "approver", "administrator")
+        record = STORE.get(conn, agreement_id, for_update=True)
+        if record.state != "signed":
+            raise InvalidStateError(f"agreement '{agreement_id}' is {record.state}; both parties must sign first")
+        STORE.change(conn, record, state="active")
+        STORE.event(conn, agreement_id, "activated", actor.id, None, control.trail.clock(), {})
+        _audit(control, conn, "agreement-activated", actor, agreement_id)
+
+
+def amend(
+    control: Control,
+    actor_id: str,
+    agreement_id: str,
+    authorized_users: list[dict[str, Any]] | None = None,
+    term_end: dt.date | None = None,
+    reason: str = "",
+) -> None:
+    """Amend the authorized users or the end of term, keeping the before and after in the history."""
+    if not reason.strip():
+        raise InvalidDataError("reason needed", [Problem("--reason", "say why the agreement is amended")])
+    with control.store.transaction() as conn:
+        actor = _user(conn, actor_id, "approver", "administrator")
+        record = STORE.get(conn, agreement_id, for_update=True)
+        if record.state in ("expired", "terminated"):
+            raise InvalidStateError(f"agreement '{agreement_id}' is {record.state} and cannot be amended")
+        values: dict[str, Any] = {}
+        details: dict[str, Any] = {"reason": reason}
+        if authorized_users is not None:
+            values["authorized_users"] = authorized_users
+            details["authorized_users"] = {"before": len(record.authorized_users), "after": len(authorized_users)}
+        if term_end is not None:
+            limit = _latest_allowed_end(record)
+            if term_end > limit:
+                raise InvalidStateError(
+                    f"the term cannot end after {limit}: the law limits a {record.doc_type.replace('_', ' ')}"
+                )
+            values["term_end"] = term_end
+            details["term_end"] = {"before": record.term_end.isoformat(), "after": term_end.isoformat()}
+        if not values:
+            raise InvalidDataError("nothing to amend")
+        STORE.change(conn, record, **values)
+        STORE.event(conn, agreement_id, "amended", actor.id, None, control.trail.clock(), details)
+        _audit(control, conn, "agreement-amended", actor, agreement_id)
+
+
+def _latest_allowed_end(record: AgreementRecord) -> dt.date:
+    from sharewise.agreements.library import load_library
+
+    rules = load_library().types[record.doc_type].term
+    if rules.max_months is None:
+        return dt.date.max
+    return add_months(record.effective, rules.max_months + (rules.renewal_months or 0) * max(record.renewals_used, 0))
+
+
+def renew(control: Control, actor_id: str, agreement_id: str) -> dt.date:
+    with control.store.transaction() as conn:
+        actor = _user(conn, actor_id, "approver")
+        record = STORE.get(conn, agreement_id, for_update=True)
+        if record.state_on(control.trail.clock().date()) not in ("active", "expired") or record.state != "active":
+            raise InvalidStateError(f"agreement '{agreement_id}' is {record.state}; only active agreements are renewed")
+        end = renewal_end(record)
+        STORE.change(conn, record, term_end=end, renewals_used=record.renewals_used + 1)
+        STORE.event(conn, agreement_id, "renewed", actor.id, None, control.trail.clock(), {"term_end": end.isoformat()})
+        _audit(control, conn, "agreement-renewed", actor, agreement_id, {"renewals_used": record.renewals_used + 1})
+    return end
+
+
+def terminate(control: Control, actor_id: str, agreement_id: str, reason: str) -> None:
+    if not reason.strip():
+        raise InvalidDataError("reason needed", [Problem("--reason", "say why the agreement is terminated")])
+    with control.store.transaction() as conn:
+        actor = _user(conn, actor_id, "approver", "administrator")
+        record = STORE.get(conn, agreement_id, for_update=True)
+        if record.state == "terminated":
+            raise InvalidStateError(f"agreement '{agreement_id}' is already terminated")
+        STORE.change(conn, record, state="terminated")
+        STORE.event(conn, agreement_id, "terminated", actor.id, None, control.trail.clock(), {"reason": reason})
+        _audit(control, conn, "agreement-terminated", actor, agreement_id)
+
+
+def show(control: Control, agreement_id: str) -> AgreementRecord:
+    with control.store.transaction() as conn:
+        return STORE.get(conn, agreement_id)
+
+
+def listing(control: Control, expiring_within_days: int | None = None) -> list[AgreementRecord]:
+    """All agreements, or only active ones whose term ends within N days."""
+    today = control.trail.clock().date()
+    with control.store.transaction() as conn:
+        records = [STORE.get(conn, i) for i in STORE.ids(conn)]
+    if expiring_within_days is None:
+        return records
+    horizon = today + dt.timedelta(days=expiring_within_days)
+    return [r for r in records if r.state_on(today) == "active" and r.term_end <= horizon]

@@ -1,0 +1,129 @@
+"""The agreement registry: lifecycle, two-party signatures, law-imposed renewal limits, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sharewise.audit.signing import CheckpointSigner
+from sharewise.audit.sink import StoreAuditSink
+from sharewise.audit.trail import AuditTrail
+from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError
+from sharewise.policy.model import LawPack
+from sharewise.services import agreement_registry as reg
+from sharewise.services import workflow as wf
+from sharewise.store.database import Store
+from sharewise.wiring import Control, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUEST = ROOT / "examples" / "requests" / "snap-to-tanf.yaml"
+PARTIES = ROOT / "examples" / "parties" / "lakeview-snap-tanf.yaml"
+TODAY = dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def control(store: Store, tmp_path: Path) -> Control:
+    trail = AuditTrail(lambda: TODAY, CheckpointSigner(Ed25519PrivateKey.generate()))
+    c = Control(store, trail, StoreAuditSink(store, trail), Settings(key_dir=tmp_path / "keys"))
+    wf.add_agency(c, "dhs", "Lakeview County DHS", None)
+    wf.add_user(c, "admin", "Admin", "dhs", {"administrator"}, None)
+    for uid, roles in [("rita", {"requester"}), ("alex", {"approver"}), ("bea", {"approver"})]:
+        wf.add_user(c, uid, uid.title(), "dhs", roles, "admin")
+    return c
+
+
+def drafted(
+    control: Control,
+    law: LawPack,
+    tmp_path: Path,
+    parties: Path = PARTIES,
+    doc_type: str | None = None,
+    request: Path = REQUEST,
+) -> str:
+    doc = tmp_path / "dsa.md"
+    doc.write_text("agreement text")
+    return reg.record_draft(control, law, "rita", request, parties, doc, doc_type)
+
+
+def test_an_agreement_goes_from_draft_to_active_with_both_signatures(
+    control: Control, law: LawPack, tmp_path: Path
+) -> None:
+    aid = drafted(control, law, tmp_path)
+    reg.submit_for_review(control, "rita", aid)
+    assert reg.sign(control, "alex", aid, "discloser") == "in_review"
+    with pytest.raises(AccessDeniedError):
+        reg.sign(control, "alex", aid, "recipient")  # one person cannot sign for both parties
+    assert reg.sign(control, "bea", aid, "recipient") == "signed"
+    reg.activate(control, "alex", aid)
+    record = reg.show(control, aid)
+    assert record.state == "active" and record.document_sha256 is not None
+    assert [e.event for e in record.events] == ["drafted", "submitted_for_review", "signed", "signed", "activated"]
+
+
+def test_requesters_cannot_sign(control: Control, law: LawPack, tmp_path: Path) -> None:
+    aid = drafted(control, law, tmp_path)
+    reg.submit_for_review(control, "rita", aid)
+    with pytest.raises(AccessDeniedError):
+        reg.sign(control, "rita", aid, "discloser")
+
+
+def test_amendments_keep_before_and_after(control: Control, law: LawPack, tmp_path: Path) -> None:
+    aid = drafted(control, law, tmp_path)
+    with pytest.raises(InvalidDataError):
+        reg.amend(control, "alex", aid, term_end=dt.date(2027, 1, 1), reason=" ")
+    reg.amend(control, "alex", aid, authorized_users=[{"role": "analyst", "name": "Kim"}], reason="new analyst")
+    event = reg.show(control, aid).events[-1]
+    before = len(yaml.safe_load(PARTIES.read_text()).get("authorized_users", []))
+    assert event.event == "amended"
+    assert event.details == {"reason": "new analyst", "authorized_users": {"before": before, "after": 1}}
+
+
+def test_a_computer_matching_agreement_renews_once_only(control: Control, law: LawPack, tmp_path: Path) -> None:
+    request = tmp_path / "match.yaml"
+    request.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"program": "federal_system_of_records"},
+                "recipient": {"kind": "state_or_local_agency", "program": "snap"},
+                "purpose": "eligibility_determination",
+                "data": ["identity", "eligibility_and_benefits"],
+                "facts": {"privacy_act_routine_use": True},
+            }
+        )
+    )
+    parties = yaml.safe_load(PARTIES.read_text())
+    parties["agreement"].pop("term_months", None)
+    parties["agreement"].pop("renewals", None)
+    parties_file = tmp_path / "parties.yaml"
+    parties_file.write_text(yaml.safe_dump(parties))
+    aid = drafted(control, law, tmp_path, parties_file, "computer_matching_agreement", request)
+    record = reg.show(control, aid)
+    assert record.max_renewals == 1
+    reg.submit_for_review(control, "rita", aid)
+    reg.sign(control, "alex", aid, "discloser")
+    reg.sign(control, "bea", aid, "recipient")
+    reg.activate(control, "alex", aid)
+    first_end = record.term_end
+    assert reg.renew(control, "alex", aid) > first_end
+    with pytest.raises(InvalidStateError, match="at most 1"):
+        reg.renew(control, "alex", aid)
+
+
+def test_expiring_lists_active_agreements_ending_soon(control: Control, law: LawPack, tmp_path: Path) -> None:
+    aid = drafted(control, law, tmp_path)
+    reg.submit_for_review(control, "rita", aid)
+    reg.sign(control, "alex", aid, "discloser")
+    reg.sign(control, "bea", aid, "recipient")
+    reg.activate(control, "alex", aid)
+    end = reg.show(control, aid).term_end
+    days_left = (end - TODAY.date()).days
+    assert [r.id for r in reg.listing(control, days_left + 1)] == [aid]
+    assert reg.listing(control, max(days_left - 1, 0)) == []
+    reg.terminate(control, "alex", aid, "program ended")
+    assert reg.show(control, aid).state == "terminated"
+    with pytest.raises(InvalidStateError):
+        reg.amend(control, "alex", aid, term_end=end, reason="too late")
