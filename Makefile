@@ -3,11 +3,18 @@
 UV := python3 -m uv
 PY_DIRS := src tests bench
 
-.PHONY: bootstrap demo check lint typecheck test docs bench
+.PHONY: bootstrap system-deps demo check lint typecheck test docs bench
 
 bootstrap:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.4,<1"
 	@$(UV) sync --frozen --quiet
+
+# Debian's Chromium drives the browser tests (never a downloaded browser build).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+			(apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null)); \
+		else echo "Chromium is needed for the browser tests: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 demo: bootstrap
 	$(UV) run sharewise demo
@@ -20,10 +27,10 @@ typecheck: bootstrap
 	$(UV) run mypy
 	$(UV) run lint-imports
 
-test: bootstrap
+test: bootstrap system-deps
 	$(UV) run pytest --cov --cov-branch --cov-report=term
 
-check: lint typecheck
+check: system-deps lint typecheck
 	$(UV) run sharewise law validate
 	$(UV) run pytest --cov --cov-branch --cov-report=term
 
