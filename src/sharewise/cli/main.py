@@ -15,6 +15,7 @@ from sharewise.cli import audit as audit_cli
 from sharewise.cli import consent as consent_cli
 from sharewise.cli import documents as documents_cli
 from sharewise.cli import render
+from sharewise.cli import security as security_cli
 from sharewise.cli import workflow as workflow_cli
 from sharewise.cli.console import StatePack, handles_errors, out, settings_for, state
 from sharewise.domain.errors import InvalidRequestError, Problem
@@ -42,6 +43,7 @@ app.add_typer(workflow_cli.request_app, name="request")
 app.add_typer(workflow_cli.initiative_app, name="initiative")
 app.add_typer(documents_cli.agreement_app, name="agreement")
 app.command("consent-form")(documents_cli.consent_form)
+app.add_typer(security_cli.app, name="security")
 
 
 @app.callback()

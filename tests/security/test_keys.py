@@ -1,0 +1,71 @@
+"""Pseudonym keys: one per agreement, rotated by version, in files only their owner can read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sharewise.domain.errors import IntegrityError, InvalidDataError, InvalidStateError, NotFoundError
+from sharewise.security.keys import FileKeyProvider, public_key_pem
+
+
+def test_each_agreement_gets_its_own_key(tmp_path: Path) -> None:
+    keys = FileKeyProvider(tmp_path / "keys")
+    a = keys.create_pseudonym_key("agr-a")
+    b = keys.create_pseudonym_key("agr-b")
+    assert a.secret != b.secret and a.key_id != b.key_id
+    assert keys.pseudonym_key("agr-a") == a
+
+
+def test_key_files_and_folders_are_private(tmp_path: Path) -> None:
+    keys = FileKeyProvider(tmp_path / "keys")
+    keys.create_pseudonym_key("agr-a")
+    path = tmp_path / "keys" / "pseudonym" / "agr-a" / "v1.key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    keys = FileKeyProvider(tmp_path / "keys")
+    keys.create_pseudonym_key("agr-a")
+    os.chmod(tmp_path / "keys" / "pseudonym" / "agr-a" / "v1.key", 0o644)
+    with pytest.raises(IntegrityError, match="chmod"):
+        keys.pseudonym_key("agr-a")
+
+
+def test_a_missing_key_says_how_to_create_it(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="sharewise share key agr-x"):
+        FileKeyProvider(tmp_path).pseudonym_key("agr-x")
+
+
+def test_rotation_makes_a_new_current_key_and_keeps_the_old_one(tmp_path: Path) -> None:
+    keys = FileKeyProvider(tmp_path / "keys")
+    first = keys.create_pseudonym_key("agr-a")
+    second = keys.rotate_pseudonym_key("agr-a")
+    assert second.version == 2 and second.secret != first.secret
+    assert keys.pseudonym_key("agr-a") == second
+    assert keys.pseudonym_key("agr-a", version=1) == first
+
+
+def test_a_second_first_key_is_refused(tmp_path: Path) -> None:
+    keys = FileKeyProvider(tmp_path)
+    keys.create_pseudonym_key("agr-a")
+    with pytest.raises(InvalidStateError):
+        keys.create_pseudonym_key("agr-a")
+
+
+def test_agreement_ids_cannot_escape_the_key_directory(tmp_path: Path) -> None:
+    with pytest.raises(InvalidDataError):
+        FileKeyProvider(tmp_path).create_pseudonym_key("../../etc")
+
+
+def test_the_signing_key_is_created_once_and_kept(tmp_path: Path) -> None:
+    keys = FileKeyProvider(tmp_path / "keys")
+    assert public_key_pem(keys.signing_key()) == public_key_pem(FileKeyProvider(tmp_path / "keys").signing_key())
+
+
+def test_key_repr_never_shows_the_secret(tmp_path: Path) -> None:
+    key = FileKeyProvider(tmp_path).create_pseudonym_key("agr-a")
+    assert key.secret.hex() not in repr(key) and str(key.secret) not in repr(key)
