@@ -222,6 +222,18 @@ def review(control: Control, law: LawPack, actor_id: str, request_id: str, decis
                         f"the determination is {det.outcome.value}; legal approval needs a permitted determination "
                         "(or, for needs_legal_review, comments recording counsel's judgment)"
                     )
+        review_details: dict[str, Any] = {"step": step, "decision": decision}
+        if step == "security":
+            # The safeguards the share needs, so the security reviewer decides on the specification.
+            from sharewise.services.security import specify
+
+            spec = specify(law, parse_request(record.request, law.vocabulary), now.date())
+            review_details |= {
+                "categorization": str(spec.categorization.overall),
+                "baselines": "+".join(spec.baselines),
+                "overlays": ",".join(o.overlay for o in spec.overlays if o.status == "applies"),
+                "controls": len(spec.safeguards),
+            }
         transition = process.after_review(record.state, decision)
         STORE.move(conn, record, transition.to, **values)
         STORE.add_step(conn, request_id, Step(transition.step, decision, actor.id, actor.agency_id, comments, now))
