@@ -32,7 +32,7 @@ def test_check_prints_a_readable_determination(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", str(write(tmp_path, GOOD))])
     assert result.exit_code == 0, result.output
     assert "PERMITTED" in result.output
-    assert "7 CFR 272.1(c)(1)(i)" in result.output
+    assert "7 CFR 272.1(c)(1)" in result.output
     assert "does not replace legal advice" in result.output
 
 

@@ -16,6 +16,7 @@ from sharewise.cli import consent as consent_cli
 from sharewise.cli import documents as documents_cli
 from sharewise.cli import render
 from sharewise.cli import security as security_cli
+from sharewise.cli import share as share_cli
 from sharewise.cli import workflow as workflow_cli
 from sharewise.cli.console import StatePack, handles_errors, out, settings_for, state
 from sharewise.domain.errors import InvalidRequestError, Problem
@@ -44,6 +45,12 @@ app.add_typer(workflow_cli.initiative_app, name="initiative")
 app.add_typer(documents_cli.agreement_app, name="agreement")
 app.command("consent-form")(documents_cli.consent_form)
 app.add_typer(security_cli.app, name="security")
+app.add_typer(share_cli.app, name="share")
+app.add_typer(share_cli.dictionary_app, name="dictionary")
+app.command("synth")(share_cli.synth)
+package_app = typer.Typer(help="Received packages.", no_args_is_help=True)
+package_app.command("verify")(share_cli.verify)
+app.add_typer(package_app, name="package")
 
 
 @app.callback()

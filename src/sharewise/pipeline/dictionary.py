@@ -186,6 +186,8 @@ def _parse_field(name: str, spec: Any, known: set[str], where: str, problems: li
         problems.append(Problem(f"{where}.kind", "required for a direct identifier (which of HIPAA's 18 it is)"))
     if kind in ("birth_date", "date") and type_ != "date":
         problems.append(Problem(f"{where}.type", f"a field of kind {kind} must have type date"))
+    if kind == "zip" and type_ not in ("string", "integer"):
+        problems.append(Problem(f"{where}.type", "a field of kind zip must have type string or integer"))
     if kind == "age" and type_ != "integer":
         problems.append(Problem(f"{where}.type", "a field of kind age must have type integer"))
     date_format = spec.get("date_format")

@@ -19,9 +19,6 @@ BIRTH_YEAR = "birth_year"  # a birth date reduced to its year; years indicative 
 AGE_TOP_CODED = "age_90_plus"  # ages over 89 reported as 90+
 ZIP3 = "zip3"  # ZIP code reduced to 3 digits, 000 for restricted prefixes
 
-# Identifier kinds Safe Harbor allows in a reduced form, and the reduction.
-_SAFE_HARBOR_REDUCTION = {"zip": ZIP3, "birth_date": BIRTH_YEAR, "date": YEAR, "age": AGE_TOP_CODED}
-
 
 @dataclass(frozen=True)
 class FieldPlan:
@@ -174,8 +171,9 @@ def build_spec(
         if name not in needed_set:
             dropped.append(DroppedField(name, "minimum necessary: the requester does not need it"))
             continue
-        if entry.category not in permitted:
-            dropped.append(DroppedField(name, f"category {entry.category} is not covered by the determination"))
+        category = effective_category(entry, form)
+        if category not in permitted:
+            dropped.append(DroppedField(name, f"category {category} is not covered by the determination"))
             continue
         outcome = _plan_for_form(entry, form, name in pseudonymize, agg)
         if isinstance(outcome, DroppedField):
@@ -197,11 +195,25 @@ def build_spec(
     return ShareSpec(form, tuple(plans), tuple(dropped), permitted, deid, agg)
 
 
+def effective_category(entry: FieldEntry, form: str) -> str:
+    """The data category a field has once it leaves in the given form.
+
+    Safe Harbor reduces a birth date to a year, an age to a top-coded age and a ZIP code to
+    three digits; what is left describes a population, not a person's identity or contact,
+    so in de-identified and aggregate shares it counts as demographics (the categories a
+    de-identified request may name).
+    """
+    reduced = _safe_harbor_reduction(entry) in (ZIP3, BIRTH_YEAR, AGE_TOP_CODED)
+    if form in ("deidentified", "aggregate") and entry.category in ("identity", "contact") and reduced:
+        return "demographics"
+    return entry.category
+
+
 def _plan_for_form(entry: FieldEntry, form: str, pseudonymize: bool, agg: AggregateOptions) -> FieldPlan | DroppedField:
     def plan(transform: str, quasi: bool = False) -> FieldPlan:
         return FieldPlan(
             name=entry.name,
-            category=entry.category,
+            category=effective_category(entry, form),
             identifier=entry.identifier,
             type=entry.type,
             transform=transform,
@@ -233,10 +245,13 @@ def _plan_for_form(entry: FieldEntry, form: str, pseudonymize: bool, agg: Aggreg
 
 def _safe_harbor_reduction(entry: FieldEntry) -> str | None:
     """How Safe Harbor lets a field leave, or None when it must be removed."""
-    if entry.kind in _SAFE_HARBOR_REDUCTION:
-        return _SAFE_HARBOR_REDUCTION[entry.kind]
+    if entry.type == "date":
+        # Every date element directly related to an individual, except the year.
+        return BIRTH_YEAR if entry.kind == "birth_date" else YEAR
+    if entry.kind == "zip" and entry.type in ("string", "integer"):
+        return ZIP3
+    if entry.kind == "age" and entry.type == "integer":
+        return AGE_TOP_CODED
     if entry.kind is not None or entry.identifier == "direct":
         return None
-    if entry.type == "date":
-        return YEAR  # every date element directly related to an individual, except the year
     return KEEP

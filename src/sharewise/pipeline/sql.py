@@ -161,11 +161,6 @@ def k_anonymous_sql(base: str, plans: Sequence[FieldPlan], levels: dict[str, int
     )
 
 
-def final_sql(base: str, plans: Sequence[FieldPlan]) -> str:
-    """The records of an identified or limited-data-set share."""
-    return base
-
-
 def aggregate_sql(base: str, plans: Sequence[FieldPlan]) -> str:
     """Counts by every dimension (their level-0 form as text); suppression happens on this small table."""
     dims = [f"CAST({hierarchy(p)[0]} AS VARCHAR)" for p in plans]
@@ -184,8 +179,3 @@ def csv_escaped_sql(select: str, columns: Sequence[tuple[str, bool]]) -> str:
         else:
             parts.append(c)
     return f"SELECT {', '.join(parts)} FROM ({select}) AS sw_out"
-
-
-def count_sql(select: str) -> str:
-    """The number of rows a query returns."""
-    return f"SELECT COUNT(*) FROM ({select}) AS sw_counted"

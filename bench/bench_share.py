@@ -1,0 +1,165 @@
+"""Benchmark share execution: rows per second and peak memory on DuckDB against a plain COPY floor, and Spark.
+
+Run: `uv run python bench/bench_share.py` (10 million rows on DuckDB, 1 million on Spark, about
+3-4 minutes on 2 cores). `--rows N` and `--spark-rows N` scale it; `--spark-rows 0` skips Spark.
+
+The spec is the issue's typical one: a projection of 7 of 10 columns, two HMAC-SHA256
+pseudonyms, a date reduced to its year and a ZIP code reduced to three digits (000 for the
+restricted prefixes). The floor, run on the same data in the same process, is DuckDB's own
+`COPY (SELECT needed columns) TO parquet`. Peak memory is the process's peak resident set size
+sampled every 20 ms while each step runs; the extract is also run on a quarter of the rows to
+show that memory does not grow with the row count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from sharewise.pipeline.backend import Backend, ParquetInput, PseudonymPads
+from sharewise.pipeline.duckdb_backend import DuckDBBackend
+from sharewise.pipeline.extract import extract
+from sharewise.pipeline.spec import KEEP, PSEUDONYMIZE, YEAR, ZIP3, FieldPlan, ShareSpec
+
+AS_OF = dt.date(2026, 3, 1)
+KEY = bytes(range(32))
+NEEDED = ["client_id", "ssn", "birth_date", "zip", "sex", "benefit", "certified_on"]
+
+SPEC = ShareSpec(
+    form="limited_data_set",
+    fields=(
+        FieldPlan("client_id", "identity", "direct", "string", PSEUDONYMIZE, "unique_id"),
+        FieldPlan("ssn", "identity", "direct", "string", PSEUDONYMIZE, "ssn"),
+        FieldPlan("birth_date", "identity", "direct", "date", YEAR, "birth_date"),
+        FieldPlan("zip", "contact", "direct", "string", ZIP3, "zip"),
+        FieldPlan("sex", "demographics", "quasi", "string", KEEP),
+        FieldPlan("benefit", "eligibility_and_benefits", "other", "decimal", KEEP),
+        FieldPlan("certified_on", "eligibility_and_benefits", "other", "date", KEEP),
+    ),
+    dropped=(),
+    permitted_categories=("identity", "contact", "demographics", "eligibility_and_benefits"),
+)
+
+
+def generate(path: Path, rows: int) -> None:
+    """Synthetic typed rows made by DuckDB itself (Faker would take longer than the benchmark)."""
+    import duckdb
+
+    duckdb.execute(
+        f"""COPY (SELECT 'C' || LPAD(CAST(i AS VARCHAR), 10, '0') AS client_id,
+                  'First' || CAST(i % 5000 AS VARCHAR) AS first_name,
+                  'Last' || CAST((i * 7) % 20000 AS VARCHAR) AS last_name,
+                  '9' || LPAD(CAST(hash(i) % 100000000 AS VARCHAR), 8, '0') AS ssn,
+                  DATE '1930-01-01' + CAST(hash(i, 1) % 32000 AS INTEGER) AS birth_date,
+                  LPAD(CAST(hash(i, 2) % 99999 AS VARCHAR), 5, '0') AS zip,
+                  CASE WHEN i % 2 = 0 THEN 'F' ELSE 'M' END AS sex,
+                  CAST(hash(i, 3) % 100000 AS DOUBLE) / 100 AS benefit,
+                  DATE '2020-01-01' + CAST(hash(i, 4) % 2000 AS INTEGER) AS certified_on,
+                  'note ' || CAST(i % 1000 AS VARCHAR) AS case_note
+              FROM range({rows}) AS t(i)) TO '{path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"""
+    )
+
+
+def measured(fn: Callable[[], object]) -> tuple[float, int]:
+    """Seconds, and the peak RSS in bytes while fn ran."""
+    process = psutil.Process()
+    peak = process.memory_info().rss
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.02):
+            peak = max(peak, process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    try:
+        fn()
+    finally:
+        elapsed = time.perf_counter() - start
+        done.set()
+        sampler.join()
+    return elapsed, max(peak, process.memory_info().rss)
+
+
+def run_extract(backend: Backend, source: Path, out: Path) -> int:
+    backend.register_input(ParquetInput(source))
+    return extract(backend, SPEC, out, "parquet", AS_OF, PseudonymPads.from_key(KEY)).rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--spark-rows", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sharewise-bench-"))
+    try:
+        print(
+            f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; DuckDB threads {args.threads}"
+        )
+        source = work / "input.parquet"
+        seconds, _ = measured(lambda: generate(source, args.rows))
+        print(f"generated {args.rows:,} rows in {seconds:.1f} s ({source.stat().st_size / 2**20:.0f} MiB parquet)")
+
+        floor = DuckDBBackend(threads=args.threads)
+        floor.register_input(ParquetInput(source))
+        columns = ", ".join(NEEDED)
+        floor_s, floor_mem = measured(
+            lambda: floor.con.execute(
+                f"COPY (SELECT {columns} FROM sw_source) TO '{work / 'floor.parquet'}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+        )
+        floor.close()
+        print(
+            f"floor  (plain COPY of the needed columns): {floor_s:6.2f} s  {args.rows / floor_s / 1e6:5.2f} M rows/s  peak RSS {floor_mem / 2**20:,.0f} MiB"
+        )
+
+        backend = DuckDBBackend(threads=args.threads)
+        share_s, share_mem = measured(lambda: run_extract(backend, source, work / "share"))
+        backend.close()
+        print(
+            f"share  (2 HMACs, year, ZIP3):              {share_s:6.2f} s  {args.rows / share_s / 1e6:5.2f} M rows/s  peak RSS {share_mem / 2**20:,.0f} MiB"
+        )
+        print(f"ratio share / floor: {share_s / floor_s:.2f}x")
+
+        quarter = work / "quarter.parquet"
+        generate(quarter, args.rows // 4)
+        backend = DuckDBBackend(threads=args.threads)
+        q_s, q_mem = measured(lambda: run_extract(backend, quarter, work / "share-quarter"))
+        backend.close()
+        print(
+            f"share on {args.rows // 4:,} rows:               {q_s:6.2f} s  peak RSS {q_mem / 2**20:,.0f} MiB (memory vs row count)"
+        )
+
+        if args.spark_rows:
+            from sharewise.pipeline.spark_backend import SparkBackend, local_session
+
+            spark_source = work / "spark-input.parquet"
+            generate(spark_source, args.spark_rows)
+            start = time.perf_counter()
+            session = local_session(cores=args.threads, app="sharewise-bench")
+            print(f"spark  session start: {time.perf_counter() - start:.1f} s")
+            spark = SparkBackend(session)
+            run_extract(spark, spark_source, work / "spark-warmup")  # JIT and catalogue warm-up
+            spark_s, _ = measured(lambda: run_extract(spark, spark_source, work / "spark-share"))
+            print(
+                f"spark  (same spec, {args.spark_rows:,} rows): {spark_s:6.2f} s  {args.spark_rows / spark_s / 1e6:5.2f} M rows/s (driver RSS not meaningful: the JVM is a child process)"
+            )
+            session.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""DuckDBBackend: the embedded default engine, streaming inputs to files without loading them in Python."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sharewise.domain.errors import InvalidDataError, Problem, StorageError
+from sharewise.pipeline.backend import (
+    CsvInput,
+    Input,
+    PostgresInput,
+    PseudonymPads,
+    WriteResult,
+    storage_error,
+)
+from sharewise.pipeline.sql import KEY_TABLE, SOURCE, literal
+
+_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "latin-1": "latin-1", "iso-8859-1": "latin-1"}
+
+
+def read_csv_header(source: CsvInput) -> list[str]:
+    """The column names of a CSV file's header row; duplicates and blanks are errors."""
+    label = str(source.path)
+    try:
+        with source.path.open(encoding=source.encoding, newline="") as handle:
+            header = next(csv.reader(handle, delimiter=source.delimiter), None)
+    except UnicodeDecodeError as exc:
+        raise InvalidDataError(
+            "malformed CSV", [Problem(f"{label}:1", f"the header is not {source.encoding} text")]
+        ) from exc
+    except OSError as exc:
+        raise InvalidDataError("cannot read input", [Problem(label, "cannot read the file")]) from exc
+    if not header:
+        raise InvalidDataError("malformed CSV", [Problem(label, "the file is empty: no header row")])
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    problems = [Problem(f"{label}:1", f"column {i + 1} has no name") for i, h in enumerate(header) if not h]
+    seen: set[str] = set()
+    for h in header:
+        if h and h in seen:
+            problems.append(Problem(f"{label}:1", f"column '{h}' appears twice"))
+        seen.add(h)
+    if problems:
+        raise InvalidDataError("malformed CSV", problems)
+    return header
+
+
+def translate_engine_error(exc: Exception, label: str) -> InvalidDataError | StorageError:
+    """An engine error as a sharewise error that names lines and columns, never the values in them."""
+    text = str(exc)
+    line = re.search(r"CSV Error on Line: (\d+)", text)
+    where = f"{label}:{line.group(1)}" if line else label
+    columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if columns:
+        return InvalidDataError(
+            "malformed CSV", [Problem(where, f"{columns.group(2)} cells where the header has {columns.group(1)}")]
+        )
+    if "Invalid unicode" in text or ("MALFORMED" in text.upper() and "ENCODING" in text.upper()):
+        return InvalidDataError("malformed CSV", [Problem(where, "not valid text in the declared encoding")])
+    if "unterminated quote" in text:
+        return InvalidDataError("malformed CSV", [Problem(where, "a quoted cell is never closed")])
+    if isinstance(exc, duckdb.ConversionException) or "CAST_INVALID_INPUT" in text:
+        return InvalidDataError(
+            "a value does not match its dictionary type",
+            [Problem(label, "a cell does not parse as the type its data dictionary gives (values are not shown)")],
+        )
+    if isinstance(exc, duckdb.IOException) or "No space left" in text:
+        return storage_error(exc, "the engine wrote the extract")
+    if line:
+        return InvalidDataError("malformed CSV", [Problem(where, "the row cannot be parsed")])
+    return InvalidDataError("the engine could not read the input", [Problem(label, type(exc).__name__)])
+
+
+class DuckDBBackend:
+    """DuckDB in process; spills to temp_directory rather than holding large results in memory."""
+
+    dialect = "duckdb"
+
+    def __init__(
+        self, threads: int | None = None, memory_limit: str | None = None, temp_directory: Path | None = None
+    ) -> None:
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET preserve_insertion_order = false")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = {literal(memory_limit)}")
+        if temp_directory:
+            self.con.execute(f"SET temp_directory = {literal(str(temp_directory))}")
+        self.label = "input"
+
+    def register_input(self, source: Input) -> list[str]:
+        if isinstance(source, PostgresInput):
+            raise InvalidDataError("stage PostgreSQL tables first", [Problem("source", "use stage_postgres()")])
+        self.label = str(source.path)
+        if isinstance(source, CsvInput):
+            encoding = _ENCODINGS.get(source.encoding.lower())
+            if encoding is None:
+                raise InvalidDataError("unsupported encoding", [Problem("source.encoding", f"'{source.encoding}'")])
+            header = read_csv_header(source)
+            columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in header) + "}"
+            reader = (
+                f"read_csv({literal(str(source.path))}, header = true, auto_detect = false, columns = {columns}, "
+                f"delim = {literal(source.delimiter)}, quote = '\"', escape = '\"', strict_mode = true, "
+                f"null_padding = false, encoding = {literal(encoding)})"
+            )
+        else:
+            path = source.path
+            glob = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+            reader = f"read_parquet({literal(glob)})"
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {SOURCE} AS SELECT * FROM {reader}")
+            names = [str(r[0]) for r in self.con.execute(f"DESCRIBE {SOURCE}").fetchall()]
+        except duckdb.Error as exc:
+            raise translate_engine_error(exc, self.label) from exc
+        return names
+
+    def register_key(self, pads: PseudonymPads) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {KEY_TABLE} (ipad BLOB, opad BLOB)")
+        self.con.execute(f"INSERT INTO {KEY_TABLE} VALUES (?, ?)", [pads.ipad, pads.opad])
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        try:
+            return self.con.execute(sql).fetchall()
+        except duckdb.Error as exc:
+            raise translate_engine_error(exc, self.label) from exc
+
+    def text_columns(self, sql: str) -> list[tuple[str, bool]]:
+        try:
+            relation = self.con.sql(sql)
+        except duckdb.Error as exc:
+            raise translate_engine_error(exc, self.label) from exc
+        return [(name, str(t) == "VARCHAR") for name, t in zip(relation.columns, relation.types, strict=True)]
+
+    def write(self, sql: str, directory: Path, fmt: str) -> WriteResult:
+        name = f"part-0.{fmt}"
+        options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            rows = self.con.execute(f"COPY ({sql}) TO {literal(str(directory / name))} ({options})").fetchone()
+        except OSError as exc:
+            raise storage_error(exc, "the engine wrote the extract") from exc
+        except duckdb.Error as exc:
+            raise translate_engine_error(exc, self.label) from exc
+        return WriteResult((name,), int(rows[0]) if rows else 0)
+
+    def close(self) -> None:
+        self.con.close()

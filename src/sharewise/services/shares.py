@@ -1,0 +1,454 @@
+"""Plan, run and verify shares: an approved determination becomes an encrypted package, and an audited disclosure."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sharewise.domain.determination import Determination
+from sharewise.domain.errors import InvalidDataError, NotPermittedError, Problem, SharewiseError
+from sharewise.domain.events import AuditEvent, AuditSink, DetailValue, DisclosureEvent
+from sharewise.domain.outcome import Outcome
+from sharewise.domain.request import Request
+from sharewise.pipeline.backend import Backend, CsvInput, Input, ParquetInput, PostgresInput, PseudonymPads
+from sharewise.pipeline.dictionary import DataDictionary, load_dictionary
+from sharewise.pipeline.extract import ExtractResult, Progress, extract
+from sharewise.pipeline.propose import proposal_yaml, propose_fields, read_sample
+from sharewise.pipeline.spec import AggregateOptions, DeidentificationOptions, ShareSpec, build_spec
+from sharewise.pipeline.stage import postgres_columns, stage_postgres
+from sharewise.policy.model import LawPack
+from sharewise.security import package
+from sharewise.security.keys import KeyProvider, PseudonymKey, public_key_pem
+from sharewise.services.determinations import determine, parse_request_text, read_request
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_KEYS = (
+    "share_id",
+    "agreement",
+    "request",
+    "dictionary",
+    "source",
+    "needs",
+    "pseudonymize",
+    "output",
+    "recipient_certificate",
+    "deidentification",
+    "aggregate",
+)
+
+
+@dataclass(frozen=True)
+class ShareDefinition:
+    """A share file: which approved request, which data, which fields, for which recipient."""
+
+    agreement_id: str
+    request: Request
+    dictionary: Path
+    source: Input
+    needs: tuple[str, ...]
+    share_id: str | None = None
+    pseudonymize: tuple[str, ...] = ()
+    output: str = "parquet"
+    recipient_certificate: Path | None = None
+    deidentification: DeidentificationOptions = field(default_factory=DeidentificationOptions)
+    aggregate: AggregateOptions = field(default_factory=AggregateOptions)
+    label: str = "share"
+
+
+@dataclass(frozen=True)
+class SharePlan:
+    """What a share would send: the determination that allows it and the share specification."""
+
+    definition: ShareDefinition
+    determination: Determination
+    dictionary: DataDictionary
+    spec: ShareSpec
+
+
+@dataclass(frozen=True)
+class ShareResult:
+    """An executed share: its id, the published package and what went into it."""
+
+    share_id: str
+    plan: SharePlan
+    extract: ExtractResult
+    package: package.PublishedPackage
+    key_id: str | None
+    signer_key_id: str
+
+
+def read_share(path: Path, law: LawPack) -> ShareDefinition:
+    """Read a share file (YAML); relative paths are relative to it. Every problem is reported together."""
+    label = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidDataError("cannot read share file", [Problem(label, "cannot read the file")]) from exc
+    except yaml.YAMLError as exc:
+        raise InvalidDataError("malformed share file", [Problem(label, "not valid YAML")]) from exc
+    return parse_share(data, law, path.parent, label)
+
+
+def parse_share(data: Any, law: LawPack, base: Path, label: str = "share") -> ShareDefinition:
+    """Validate a parsed share file."""
+    if not isinstance(data, Mapping):
+        raise InvalidDataError("malformed share file", [Problem(label, "expected a mapping")])
+    problems = [Problem(f"{label}: {k}", "unknown key") for k in data if k not in _KEYS]
+
+    def ident(key: str, required: bool) -> str | None:
+        value = data.get(key)
+        if value is None:
+            if required:
+                problems.append(Problem(f"{label}: {key}", "required"))
+            return None
+        if not isinstance(value, str) or not _ID.match(value):
+            problems.append(Problem(f"{label}: {key}", "letters, digits, '.', '_' and '-' (at most 128)"))
+            return None
+        return value
+
+    def path_of(value: Any, key: str) -> Path | None:
+        if not isinstance(value, str) or not value:
+            problems.append(Problem(f"{label}: {key}", "required: a file path"))
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+
+    def names(key: str) -> tuple[str, ...]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(Problem(f"{label}: {key}", "a list of field names"))
+            return ()
+        return tuple(value)
+
+    agreement = ident("agreement", True)
+    share_id = ident("share_id", False)
+    request: Request | None = None
+    raw_request = data.get("request")
+    try:
+        if isinstance(raw_request, Mapping):
+            request = parse_request_text(yaml.safe_dump(dict(raw_request)), law, f"{label}: request")
+        else:
+            request_path = path_of(raw_request, "request")
+            request = read_request(request_path, law) if request_path else None
+    except SharewiseError as exc:
+        problems.extend(exc.problems or [Problem(f"{label}: request", exc.message)])
+    dictionary = path_of(data.get("dictionary"), "dictionary")
+    source = _source(data.get("source"), base, label, problems)
+    needs = names("needs")
+    if not needs:
+        problems.append(Problem(f"{label}: needs", "required: the fields the recipient needs (minimum necessary)"))
+    output = data.get("output", "parquet")
+    if output not in ("parquet", "csv"):
+        problems.append(Problem(f"{label}: output", "parquet or csv"))
+    cert = data.get("recipient_certificate")
+    deid = data.get("deidentification") or {}
+    agg = data.get("aggregate") or {}
+    options_ok = isinstance(deid, Mapping) and isinstance(agg, Mapping)
+    if not options_ok:
+        problems.append(Problem(f"{label}: deidentification/aggregate", "mappings of options"))
+    if problems or request is None or dictionary is None or source is None or agreement is None:
+        raise InvalidDataError("invalid share file", problems)
+    try:
+        deid_options = DeidentificationOptions(
+            k=int(deid.get("k", 5)), max_suppression=float(deid.get("max_suppression", 0.05))
+        )
+        agg_options = AggregateOptions(by=tuple(agg.get("by", ())), hide_at_most=int(agg.get("hide_at_most", 10)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidDataError(
+            "invalid share file", [Problem(f"{label}: deidentification/aggregate", "numbers expected")]
+        ) from exc
+    return ShareDefinition(
+        agreement_id=agreement,
+        request=request,
+        dictionary=dictionary,
+        source=source,
+        needs=needs,
+        share_id=share_id,
+        pseudonymize=names("pseudonymize"),
+        output=str(output),
+        recipient_certificate=path_of(cert, "recipient_certificate") if cert is not None else None,
+        deidentification=deid_options,
+        aggregate=agg_options,
+        label=label,
+    )
+
+
+def _source(value: Any, base: Path, label: str, problems: list[Problem]) -> Input | None:
+    where = f"{label}: source"
+    if not isinstance(value, Mapping) or len([k for k in ("csv", "parquet", "postgres") if k in value]) != 1:
+        problems.append(Problem(where, "one of csv: PATH, parquet: PATH or postgres: {dsn, table}"))
+        return None
+
+    def resolve(p: str) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else base / path
+
+    try:
+        if "csv" in value:
+            return CsvInput(
+                resolve(str(value["csv"])), str(value.get("encoding", "utf-8")), str(value.get("delimiter", ","))
+            )
+        if "parquet" in value:
+            return ParquetInput(resolve(str(value["parquet"])))
+        pg = value["postgres"]
+        if not isinstance(pg, Mapping) or "table" not in pg:
+            problems.append(Problem(f"{where}.postgres", "a mapping with dsn (or SHAREWISE_SOURCE_DSN) and table"))
+            return None
+        dsn = str(pg.get("dsn") or os.environ.get("SHAREWISE_SOURCE_DSN", ""))
+        return PostgresInput(dsn, str(pg["table"]), str(pg.get("schema", "public")))
+    except SharewiseError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _require_permitted(determination: Determination) -> None:
+    if determination.outcome is Outcome.PERMITTED:
+        return
+    problems = [
+        Problem(f"authority {a.authority}", f"{a.outcome.value}: {a.explanation}")
+        for a in determination.authorities
+        if a.outcome is not Outcome.PERMITTED
+    ]
+    problems += [Problem(q.fact, q.ask) for q in determination.questions]
+    raise NotPermittedError(
+        f"the determination is {determination.outcome.value}, not permitted: no share may run on it", problems
+    )
+
+
+def plan(definition: ShareDefinition, law: LawPack, today: dt.date, backend: Backend | None = None) -> SharePlan:
+    """Determine the request, require permitted, and derive the share specification from the dictionary."""
+    determination = determine(law, definition.request, today)
+    _require_permitted(determination)
+    dictionary = load_dictionary(definition.dictionary, law.vocabulary.data_categories)
+    if dictionary.program != definition.request.source.program:
+        raise InvalidDataError(
+            "dictionary for another program",
+            [
+                Problem(
+                    dictionary.source,
+                    f"maps {dictionary.program} records; the request shares {definition.request.source.program}",
+                )
+            ],
+        )
+    source = definition.source
+    if isinstance(source, PostgresInput):
+        columns = postgres_columns(source)
+    elif backend is not None:
+        columns = backend.register_input(source)
+    else:
+        from sharewise.pipeline.duckdb_backend import read_csv_header
+
+        columns = read_csv_header(source) if isinstance(source, CsvInput) else _parquet_columns(source.path)
+    spec = build_spec(
+        dictionary,
+        columns,
+        definition.needs,
+        definition.request.data,
+        definition.request.form,
+        definition.pseudonymize,
+        definition.deidentification,
+        definition.aggregate,
+    )
+    return SharePlan(definition, determination, dictionary, spec)
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    import pyarrow.dataset as ds
+
+    try:
+        return list(ds.dataset(path, format="parquet").schema.names)
+    except (OSError, ValueError) as exc:
+        raise InvalidDataError("cannot read input", [Problem(str(path), "not a readable Parquet file")]) from exc
+
+
+def _manifest(
+    result_plan: SharePlan, share_id: str, extracted: ExtractResult, key: PseudonymKey | None, at: dt.datetime
+) -> dict[str, Any]:
+    d = result_plan.determination
+    req = result_plan.definition.request
+    return {
+        "share_id": share_id,
+        "created_at": at.isoformat(),
+        "agreement_id": result_plan.definition.agreement_id,
+        "pseudonym_key_id": key.key_id if key else None,
+        "pseudonym_key_version": key.version if key else None,
+        "law_version": d.law_version,
+        "law_hash": d.law_hash,
+        "request": req.model_dump(mode="json"),
+        "determination": d.to_contract(),
+        "share_spec": result_plan.spec.as_dict(),
+        "output": {
+            "format": extracted.format,
+            "rows": extracted.rows,
+            "columns": list(extracted.columns),
+            "files": list(extracted.files),
+        },
+        "deidentification": extracted.risk.as_dict() if extracted.risk else None,
+        "suppression": extracted.suppression or None,
+    }
+
+
+def run(
+    definition: ShareDefinition,
+    law: LawPack,
+    today: dt.date,
+    backend: Backend,
+    keys: KeyProvider,
+    sink: AuditSink,
+    out_dir: Path,
+    now: Callable[[], dt.datetime],
+    actor: str = "system",
+    progress: Progress | None = None,
+    work_dir: Path | None = None,
+) -> ShareResult:
+    """Execute an approved share and publish its package; every outcome is audited, success as a disclosure.
+
+    The extract is staged in a private temporary directory and removed whatever happens. The
+    disclosure is recorded before the package is published, so if the audit write fails no
+    package appears; if publication then fails, a failure event follows the disclosure record.
+    """
+    share_id = definition.share_id or f"{definition.agreement_id}-{today:%Y%m%d}-{secrets.token_hex(3)}"
+    subject = _Subject(actor, share_id)
+    try:
+        share_plan = plan(definition, law, today, None)
+    except NotPermittedError as exc:
+        sink.record(subject.event("share-refused", {"error": exc.code}, "failure"))
+        raise
+    if definition.recipient_certificate is None:
+        raise InvalidDataError(
+            "invalid share file", [Problem(f"{definition.label}: recipient_certificate", "required to run a share")]
+        )
+    recipient = package.load_certificate(definition.recipient_certificate)
+    target = out_dir / f"{share_id}{package.PACKAGE_SUFFIX}"
+    spec = share_plan.spec
+    staging = Path(tempfile.mkdtemp(prefix="sharewise-share-", dir=work_dir))
+    sealed: package.SealedPackage | None = None
+    disclosed = False
+    try:
+        key = keys.pseudonym_key(definition.agreement_id) if spec.pseudonymized else None
+        signer = keys.signing_key()
+        source = definition.source
+        if isinstance(source, PostgresInput):
+            source = stage_postgres(source, staging)
+        columns = backend.register_input(source)
+        if sorted(columns) != sorted(_columns_of(share_plan)):
+            raise InvalidDataError(
+                "the input changed", [Problem(definition.label, "its columns changed between planning and running")]
+            )
+        pads = PseudonymPads.from_key(key.secret) if key else None
+        as_of = definition.request.as_of or today
+        extracted = extract(backend, share_plan.spec, staging, definition.output, as_of, pads, progress)
+        manifest = _manifest(share_plan, share_id, extracted, key, now())
+        if progress:
+            with progress.step("signing and encrypting the package"):
+                sealed = package.seal(staging, extracted.files, manifest, signer, recipient, target)
+        else:
+            sealed = package.seal(staging, extracted.files, manifest, signer, recipient, target)
+        d = share_plan.determination
+        sink.record_disclosure(
+            DisclosureEvent(
+                share_id=share_id,
+                recipient=definition.request.recipient.name or definition.request.recipient.kind,
+                purpose=definition.request.purpose,
+                data_categories=share_plan.spec.categories,
+                legal_basis=tuple(a.pathway for a in d.authorities if a.pathway),
+                law_version=d.law_version,
+                law_hash=d.law_hash,
+                row_count=extracted.rows,
+                package_sha256=sealed.sha256,
+                agreement_id=definition.agreement_id,
+            ),
+            actor,
+        )
+        disclosed = True
+        published = sealed.commit()
+        sink.record(
+            subject.event(
+                "share-executed",
+                {
+                    "agreement": definition.agreement_id,
+                    "form": share_plan.spec.form,
+                    "rows": extracted.rows,
+                    "fields": len(share_plan.spec.fields),
+                    "dropped_fields": len(share_plan.spec.dropped),
+                    "pseudonym_key_id": key.key_id if key else None,
+                    "package_sha256": published.sha256,
+                    "law_version": d.law_version,
+                },
+            )
+        )
+    except SharewiseError as exc:
+        if sealed is not None and not sealed.target.exists():
+            sealed.discard()
+        _record_failure(sink, subject, exc.code, disclosed)
+        raise
+    except Exception:
+        if sealed is not None:
+            sealed.discard()
+        _record_failure(sink, subject, "unexpected_error", disclosed)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ShareResult(
+        share_id, share_plan, extracted, published, key.key_id if key else None, package.key_id(signer.public_key())
+    )
+
+
+def _columns_of(share_plan: SharePlan) -> list[str]:
+    return [*share_plan.spec.columns, *(d.name for d in share_plan.spec.dropped)]
+
+
+@dataclass(frozen=True)
+class _Subject:
+    actor: str
+    share_id: str
+
+    def event(self, action: str, details: dict[str, DetailValue], outcome: str = "success") -> AuditEvent:
+        return AuditEvent(action, self.actor, "share", self.share_id, outcome=outcome, details=details)
+
+
+def _record_failure(sink: AuditSink, subject: _Subject, code: str, disclosed: bool) -> None:
+    action = "share-publication-failed" if disclosed else "share-failed"
+    with contextlib.suppress(Exception):
+        sink.record(subject.event(action, {"error": code}, "failure"))
+
+
+def verify_package(
+    path: Path,
+    certificate: Path,
+    private_key: Path,
+    signer_public_key: Path | None = None,
+    extract_to: Path | None = None,
+) -> package.VerifiedPackage:
+    """Check a received package with the recipient's certificate and key, and the sender's public key if known."""
+    trusted = package.load_public_key(signer_public_key) if signer_public_key else None
+    return package.verify(
+        path, package.load_certificate(certificate), package.load_private_key(private_key), trusted, extract_to
+    )
+
+
+def create_key(keys: KeyProvider, agreement_id: str, rotate: bool = False) -> PseudonymKey:
+    """Create an agreement's pseudonym key, or rotate it to a new version."""
+    return keys.rotate_pseudonym_key(agreement_id) if rotate else keys.create_pseudonym_key(agreement_id)
+
+
+def signer_public_pem(keys: KeyProvider) -> bytes:
+    """The package-signing public key, for recipients to pin."""
+    return public_key_pem(keys.signing_key())
+
+
+def propose_dictionary(sample: Path, program: str) -> str:
+    """A proposed dictionary (YAML, status: proposed) from a sample of a CSV or Parquet file."""
+    header, rows = read_sample(sample)
+    return proposal_yaml(program, propose_fields(header, rows), str(sample))

@@ -1,0 +1,164 @@
+"""Share extraction gives the same, correct results on every engine."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import hmac
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from sharewise.domain.errors import InvalidDataError
+from sharewise.pipeline.backend import Backend, CsvInput, ParquetInput, PseudonymPads
+from sharewise.pipeline.dictionary import parse_dictionary
+from sharewise.pipeline.extract import extract
+from sharewise.pipeline.spec import AggregateOptions, DeidentificationOptions, ShareSpec, build_spec
+from sharewise.policy.model import LawPack
+from tests.pipeline.data import DICTIONARY, client_rows, write_clients
+
+AS_OF = dt.date(2026, 3, 1)
+KEY = bytes(range(32))
+
+
+def spec_for(law: LawPack, columns: list[str], form: str, needs: list[str], **options: object) -> ShareSpec:
+    dictionary = parse_dictionary(DICTIONARY, law.vocabulary.data_categories)
+    permitted = ["identity", "demographics", "contact", "case_records", "eligibility_and_benefits"]
+    return build_spec(dictionary, columns, needs, permitted, form, **options)  # type: ignore[arg-type]
+
+
+def read_rows(directory: Path, files: tuple[str, ...]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for name in files:
+        path = directory / name
+        if name.endswith(".parquet"):
+            rows += pq.read_table(path).to_pylist()
+        else:
+            with path.open(encoding="utf-8", newline="") as handle:
+                rows += list(csv.DictReader(handle))
+    return rows
+
+
+def test_pseudonyms_are_hmac_sha256_of_the_value_with_the_agreement_key(
+    backend: Backend, law: LawPack, tmp_path: Path
+) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(law, columns, "identified", ["client_id", "ssn", "benefit"], pseudonymize=["client_id", "ssn"])
+    result = extract(backend, spec, tmp_path / "out", "parquet", AS_OF, PseudonymPads.from_key(KEY))
+    rows = read_rows(tmp_path / "out", result.files)
+    expected = {hmac.new(KEY, r[0].encode(), hashlib.sha256).hexdigest(): r for r in client_rows()}
+    assert result.rows == 60 == len(rows)
+    for row in rows:
+        source = expected[str(row["client_id"])]
+        assert row["ssn"] == hmac.new(KEY, source[2].encode(), hashlib.sha256).hexdigest()
+    assert set(rows[0]) == {"client_id", "ssn", "benefit"}
+
+
+def test_csv_output_escapes_cells_a_spreadsheet_would_run_as_formulas(
+    backend: Backend, law: LawPack, tmp_path: Path
+) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(law, columns, "identified", ["client_id", "note", "benefit"])
+    result = extract(backend, spec, tmp_path / "out", "csv", AS_OF)
+    notes = {str(r["note"]) for r in read_rows(tmp_path / "out", result.files)}
+    assert {"'=SUM(A1:A2)", "'+1 call", "'-dash", "'@home", "'\tindent", "'\rcarriage", "plain", "ok"} == notes
+    assert all(float(str(r["benefit"])) > 0 for r in read_rows(tmp_path / "out", result.files))  # numbers untouched
+
+
+def test_safe_harbor_reduces_zip_dates_and_ages_and_withholds_the_rest(
+    backend: Backend, law: LawPack, tmp_path: Path
+) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    needs = ["client_id", "first_name", "birth_date", "age", "zip", "phone", "note", "certified_on"]
+    spec = spec_for(
+        law, columns, "deidentified", needs, deidentification=DeidentificationOptions(k=2, max_suppression=0.5)
+    )
+    assert spec.columns == ("birth_date", "age", "zip", "note", "certified_on")
+    result = extract(backend, spec, tmp_path / "out", "parquet", AS_OF)
+    rows = read_rows(tmp_path / "out", result.files)
+    assert rows and result.rows == len(rows)
+    assert {r["zip"] for r in rows} <= {"021", "000", "606", "941", None} and "000" in {r["zip"] for r in rows}
+    assert {r["certified_on"] for r in rows} == {2025}
+    assert "90+" in {r["age"] for r in rows}
+    assert all(r["birth_date"] is None or int(str(r["birth_date"])) > AS_OF.year - 90 for r in rows)
+    source_values = {v for row in client_rows() for v in (row[0], row[1], row[7])}
+    assert not source_values & {str(v) for r in rows for v in r.values()}
+
+
+def test_k_anonymity_leaves_no_class_smaller_than_k(backend: Backend, law: LawPack, tmp_path: Path) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(
+        law,
+        columns,
+        "deidentified",
+        ["age", "sex", "zip", "benefit"],
+        deidentification=DeidentificationOptions(k=5, max_suppression=0.1),
+    )
+    result = extract(backend, spec, tmp_path / "out", "parquet", AS_OF)
+    rows = read_rows(tmp_path / "out", result.files)
+    classes: dict[tuple[object, ...], int] = {}
+    for r in rows:
+        key = (r["age"], r["sex"], r["zip"])
+        classes[key] = classes.get(key, 0) + 1
+    assert result.risk is not None
+    assert min(classes.values()) >= 5
+    assert result.risk.records_suppressed <= 0.1 * 60
+    assert result.risk.records_in - result.risk.records_suppressed == len(rows)
+    assert result.risk.max_risk <= 1 / 5
+    assert result.risk.levels["age"] > 0  # ages alone are nearly unique: they had to be generalized
+
+
+def test_aggregate_counts_hide_small_cells_on_every_engine(backend: Backend, law: LawPack, tmp_path: Path) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(
+        law, columns, "aggregate", ["sex", "zip"], aggregate=AggregateOptions(by=("sex", "zip"), hide_at_most=10)
+    )
+    result = extract(backend, spec, tmp_path / "out", "parquet", AS_OF)
+    rows = read_rows(tmp_path / "out", result.files)
+    grand = next(r for r in rows if r["sex"] == "(all)" and r["zip"] == "(all)")
+    assert grand["count"] == 60
+    assert all(r["count"] is None or r["count"] > 10 for r in rows)
+    assert all(r["suppressed"] == (r["count"] is None) for r in rows)
+
+
+def test_parquet_input_gives_the_same_pseudonyms_as_csv(backend: Backend, law: LawPack, tmp_path: Path) -> None:
+    import duckdb
+
+    data, _ = write_clients(tmp_path)
+    parquet = tmp_path / "clients.parquet"
+    duckdb.execute(f"COPY (SELECT * FROM read_csv('{data}', all_varchar=true)) TO '{parquet}' (FORMAT parquet)")
+    columns = backend.register_input(ParquetInput(parquet))
+    spec = spec_for(law, columns, "identified", ["client_id"], pseudonymize=["client_id"])
+    result = extract(backend, spec, tmp_path / "out", "parquet", AS_OF, PseudonymPads.from_key(KEY))
+    tokens = {r["client_id"] for r in read_rows(tmp_path / "out", result.files)}
+    assert tokens == {hmac.new(KEY, r[0].encode(), hashlib.sha256).hexdigest() for r in client_rows()}
+
+
+def test_a_ragged_csv_row_is_a_clear_error_without_its_values(backend: Backend, law: LawPack, tmp_path: Path) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text("client_id,note\nC1,fine\nC2,Jane Roe private,extra\nC3,ok\n", encoding="utf-8")
+    with pytest.raises(InvalidDataError) as caught:
+        backend.register_input(CsvInput(path))
+        backend.query("SELECT COUNT(*) FROM sw_source")
+    text = caught.value.message + " ".join(str(p) for p in caught.value.problems)
+    assert "malformed CSV" in text and "Jane Roe" not in text
+
+
+def test_a_value_that_does_not_match_its_type_is_reported_without_the_value(
+    backend: Backend, law: LawPack, tmp_path: Path
+) -> None:
+    path = tmp_path / "typed.csv"
+    path.write_text("client_id,certified_on\nC1,2025-01-02\nC2,Jane Roe 1984\n", encoding="utf-8")
+    columns = backend.register_input(CsvInput(path))
+    spec = spec_for(law, columns, "identified", ["client_id", "certified_on"])
+    with pytest.raises(InvalidDataError) as caught:
+        extract(backend, spec, tmp_path / "out", "parquet", AS_OF)
+    text = caught.value.message + " ".join(str(p) for p in caught.value.problems)
+    assert "type" in text and "Jane Roe" not in text

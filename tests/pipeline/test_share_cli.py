@@ -1,0 +1,123 @@
+"""The share commands: plan, key, run, verify, dictionary propose and synth, end to end on synthetic data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from sharewise.cli.share import app, dictionary_app, synth
+from tests.pipeline.certs import make_recipient
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SHAREWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SHAREWISE_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("SHAREWISE_CACHE_DIR", "off")
+    synth_app = typer.Typer()
+    synth_app.command()(synth)
+    result = runner.invoke(synth_app, ["--out", str(tmp_path / "syn"), "--people", "400", "--programs", "snap,tanf"])
+    assert result.exit_code == 0, result.output
+    make_recipient(tmp_path, "tanf")
+    share = {
+        "agreement": "agr-snap-tanf",
+        "share_id": "snap-tanf-1",
+        "request": {
+            "source": {"program": "snap"},
+            "recipient": {"name": "TANF unit", "kind": "state_or_local_agency", "program": "tanf"},
+            "purpose": "eligibility_determination",
+            "data": ["identity", "contact", "eligibility_and_benefits"],
+            "form": "identified",
+        },
+        "dictionary": "syn/dictionary-snap.yaml",
+        "source": {"csv": "syn/snap.csv"},
+        "needs": ["record_id", "first_name", "last_name", "ssn", "birth_date", "monthly_benefit"],
+        "pseudonymize": ["record_id", "ssn"],
+        "output": "csv",
+        "recipient_certificate": "tanf-cert.pem",
+    }
+    (tmp_path / "share.yaml").write_text(yaml.safe_dump(share), encoding="utf-8")
+    return tmp_path
+
+
+def test_plan_lists_what_leaves_and_what_stays_with_reasons(workdir: Path) -> None:
+    result = runner.invoke(app, ["plan", str(workdir / "share.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "permitted" in result.output and "pseudonymize" in result.output
+    assert "street" in result.output and "minimum necessary" in result.output
+
+
+def test_run_needs_the_agreement_key_then_publishes_a_package_that_verifies(workdir: Path) -> None:
+    missing = runner.invoke(app, ["run", str(workdir / "share.yaml"), "--out", str(workdir / "out")])
+    assert missing.exit_code == 4 and "share key agr-snap-tanf" in missing.output
+    assert runner.invoke(app, ["key", "agr-snap-tanf"]).exit_code == 0
+    done = runner.invoke(app, ["run", str(workdir / "share.yaml"), "--out", str(workdir / "out")])
+    assert done.exit_code == 0, done.output
+    package = workdir / "out" / "snap-tanf-1.p7m"
+    assert package.exists()
+    assert runner.invoke(app, ["signer-key", "--out", str(workdir / "signer.pem")]).exit_code == 0
+    verified = runner.invoke(
+        app,
+        [
+            "verify",
+            str(package),
+            "--cert",
+            str(workdir / "tanf-cert.pem"),
+            "--key",
+            str(workdir / "tanf-key.pem"),
+            "--signer-key",
+            str(workdir / "signer.pem"),
+            "--extract",
+            str(workdir / "got"),
+        ],
+    )
+    assert verified.exit_code == 0, verified.output
+    assert "intact" in verified.output and "pinned key" in verified.output
+    header = (workdir / "got" / "data" / "part-0.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header == "record_id,first_name,last_name,ssn,birth_date,monthly_benefit"
+    again = runner.invoke(app, ["run", str(workdir / "share.yaml"), "--out", str(workdir / "out")])
+    assert again.exit_code == 5 and "never overwritten" in again.output
+
+
+def test_verify_rejects_a_package_for_someone_else(workdir: Path) -> None:
+    runner.invoke(app, ["key", "agr-snap-tanf"])
+    assert runner.invoke(app, ["run", str(workdir / "share.yaml"), "--out", str(workdir / "out")]).exit_code == 0
+    make_recipient(workdir, "other")
+    result = runner.invoke(
+        app,
+        [
+            "verify",
+            str(workdir / "out" / "snap-tanf-1.p7m"),
+            "--cert",
+            str(workdir / "other-cert.pem"),
+            "--key",
+            str(workdir / "other-key.pem"),
+        ],
+    )
+    assert result.exit_code == 8
+
+
+def test_an_unapproved_request_exits_not_permitted(workdir: Path) -> None:
+    share = yaml.safe_load((workdir / "share.yaml").read_text(encoding="utf-8"))
+    share["request"]["recipient"] = {"kind": "public"}
+    share["request"]["purpose"] = "public_disclosure"
+    (workdir / "share.yaml").write_text(yaml.safe_dump(share), encoding="utf-8")
+    result = runner.invoke(app, ["plan", str(workdir / "share.yaml")])
+    assert result.exit_code == 6 and "not permitted" in result.output
+
+
+def test_dictionary_propose_writes_a_proposal_to_review(workdir: Path) -> None:
+    result = runner.invoke(
+        dictionary_app,
+        ["propose", str(workdir / "syn" / "tanf.csv"), "--program", "tanf", "--out", str(workdir / "d.yaml")],
+    )
+    assert result.exit_code == 0, result.output
+    proposal = yaml.safe_load((workdir / "d.yaml").read_text(encoding="utf-8"))
+    assert proposal["status"] == "proposed"
+    assert proposal["fields"]["ssn"]["kind"] == "ssn" and proposal["fields"]["email"]["kind"] == "email"
