@@ -16,6 +16,7 @@ from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.pipeline.backend import Backend
 from sharewise.pipeline.synth import PROGRAMS, generate
 from sharewise.security.keys import FileKeyProvider
+from sharewise.security.secrets import FileSecrets
 from sharewise.services import shares
 from sharewise.wiring import Settings, SystemClock, UtcClock, control_for, law_for
 
@@ -130,6 +131,7 @@ def run(
                 UtcClock().now,
                 actor=actor,
                 progress=progress,
+                person_index_key=FileSecrets(settings.keys).key("person-index"),
             )
     finally:
         backend.close()

@@ -23,6 +23,16 @@ STATEMENTS = {
 }
 
 
+def _fold(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in folded.lower() if ch.isalnum())
+
+
+def person_lookup_key(given_name: str, family_name: str, date_of_birth_iso: str) -> str:
+    """The one normalization behind every keyed person token (consents, shares, accounting)."""
+    return f"{_fold(family_name)}|{_fold(given_name)}|{date_of_birth_iso}"
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,12 +48,7 @@ class PersonIdentifiers(_Frozen):
 
     def lookup_key(self) -> str:
         """The normalized string the keyed person token is computed from."""
-
-        def norm(text: str) -> str:
-            folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-            return "".join(ch for ch in folded.lower() if ch.isalnum())
-
-        return f"{norm(self.family_name)}|{norm(self.given_name)}|{self.date_of_birth.isoformat()}"
+        return person_lookup_key(self.given_name, self.family_name, self.date_of_birth.isoformat())
 
     def __repr__(self) -> str:  # never print identifiers by accident
         return "PersonIdentifiers(<sealed>)"

@@ -84,10 +84,14 @@ class FieldEntry:
     kind: str | None = None  # one of KINDS, for direct identifiers and identifying quasi-identifiers
     date_format: str | None = None  # strptime format of dates stored as text, default ISO 8601
     description: str = ""
+    person_index: str | None = None  # given_name | family_name | date_of_birth: feeds the keyed person index
 
     @property
     def is_direct(self) -> bool:
         return self.identifier == "direct"
+
+
+PERSON_INDEX_ROLES = ("given_name", "family_name", "date_of_birth")
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,11 @@ class DataDictionary:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
+
+    def person_fields(self) -> dict[str, str] | None:
+        """The fields that identify a person for the person index (role -> field), if all are mapped."""
+        roles = {f.person_index: f.name for f in self.fields if f.person_index}
+        return roles if set(roles) == set(PERSON_INDEX_ROLES) else None
 
 
 def load_dictionary(path: Path, categories: Iterable[str]) -> DataDictionary:
@@ -168,7 +177,7 @@ def _parse_field(name: str, spec: Any, known: set[str], where: str, problems: li
         problems.append(Problem(where, "expected a mapping with category, identifier and type"))
         return None
     for key in spec:
-        if key not in ("category", "identifier", "type", "kind", "date_format", "description"):
+        if key not in ("category", "identifier", "type", "kind", "date_format", "description", "person_index"):
             problems.append(Problem(f"{where}.{key}", "unknown key"))
     category = spec.get("category")
     if category not in known:
@@ -190,6 +199,9 @@ def _parse_field(name: str, spec: Any, known: set[str], where: str, problems: li
         problems.append(Problem(f"{where}.type", "a field of kind zip must have type string or integer"))
     if kind == "age" and type_ != "integer":
         problems.append(Problem(f"{where}.type", "a field of kind age must have type integer"))
+    person_index = spec.get("person_index")
+    if person_index is not None and person_index not in PERSON_INDEX_ROLES:
+        problems.append(Problem(f"{where}.person_index", f"use one of {', '.join(PERSON_INDEX_ROLES)}"))
     date_format = spec.get("date_format")
     if date_format is not None and (type_ != "date" or not _DATE_FORMAT.match(str(date_format))):
         problems.append(Problem(f"{where}.date_format", "only for date fields; a strptime format such as %m/%d/%Y"))
@@ -203,4 +215,5 @@ def _parse_field(name: str, spec: Any, known: set[str], where: str, problems: li
         kind=str(kind) if kind is not None else None,
         date_format=str(date_format) if date_format is not None else None,
         description=str(spec.get("description", "")),
+        person_index=str(person_index) if person_index is not None else None,
     )

@@ -179,3 +179,11 @@ def csv_escaped_sql(select: str, columns: Sequence[tuple[str, bool]]) -> str:
         else:
             parts.append(c)
     return f"SELECT {', '.join(parts)} FROM ({select}) AS sw_out"
+
+
+def person_index_sql(given: str, family: str, birth: str) -> str:
+    """The three person-index fields of every input row, dates as ISO text, for keyed tokens."""
+    return (
+        f"SELECT CAST({quote(given)} AS VARCHAR) AS sw_given, CAST({quote(family)} AS VARCHAR) AS sw_family, "
+        f"CAST({quote(birth)} AS VARCHAR) AS sw_birth FROM {SOURCE}"
+    )

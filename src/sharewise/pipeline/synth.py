@@ -41,10 +41,28 @@ NICKNAMES = {
 
 IDENTITY_FIELDS: dict[str, dict[str, str]] = {
     "record_id": {"category": "identity", "identifier": "direct", "kind": "unique_id", "type": "string"},
-    "first_name": {"category": "identity", "identifier": "direct", "kind": "name", "type": "string"},
-    "last_name": {"category": "identity", "identifier": "direct", "kind": "name", "type": "string"},
+    "first_name": {
+        "category": "identity",
+        "identifier": "direct",
+        "kind": "name",
+        "type": "string",
+        "person_index": "given_name",
+    },
+    "last_name": {
+        "category": "identity",
+        "identifier": "direct",
+        "kind": "name",
+        "type": "string",
+        "person_index": "family_name",
+    },
     "ssn": {"category": "identity", "identifier": "direct", "kind": "ssn", "type": "string"},
-    "birth_date": {"category": "identity", "identifier": "direct", "kind": "birth_date", "type": "date"},
+    "birth_date": {
+        "category": "identity",
+        "identifier": "direct",
+        "kind": "birth_date",
+        "type": "date",
+        "person_index": "date_of_birth",
+    },
     "sex": {"category": "demographics", "identifier": "quasi", "type": "string"},
     "street": {"category": "contact", "identifier": "direct", "kind": "street_address", "type": "string"},
     "city": {"category": "contact", "identifier": "direct", "kind": "city", "type": "string"},

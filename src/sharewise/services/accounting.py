@@ -66,7 +66,7 @@ def _regime_applies(regime: dict[str, Any], program: str | None, categories: lis
     return (program in regime.get("programs", [])) or bool(set(categories) & set(regime.get("data", [])))
 
 
-def _exemption(regime: dict[str, Any], rule_ids: list[str], kinds: set[str], form: str) -> str | None:
+def _exemption(regime: dict[str, Any], rule_ids: list[str], kinds: set[str], form: str, purpose: str) -> str | None:
     if regime.get("only_kinds") and not kinds & set(regime["only_kinds"]):
         return f"{regime['citations'][0]} (only disclosures of kind {', '.join(regime['only_kinds'])})"
     for ex in regime.get("exempt", []):
@@ -74,7 +74,7 @@ def _exemption(regime: dict[str, Any], rule_ids: list[str], kinds: set[str], for
             return str(ex["citation"])
         if kinds and kinds <= set(ex.get("kinds", [])):
             return str(ex["citation"])
-        if form in ex.get("forms", []):
+        if form in ex.get("forms", []) or purpose in ex.get("purposes", []):
             return str(ex["citation"])
     return None
 
@@ -108,7 +108,7 @@ def accounting_for(
             for name, regime in regimes().items():
                 if not _regime_applies(regime, row.source_program, categories):
                     continue
-                exemption = _exemption(regime, rule_ids, kinds, row.form)
+                exemption = _exemption(regime, rule_ids, kinds, row.form, row.purpose)
                 if exemption is None:
                     required_by.append(name)
                 else:

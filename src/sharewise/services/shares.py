@@ -22,10 +22,13 @@ from sharewise.domain.events import AuditEvent, AuditSink, DetailValue, Disclosu
 from sharewise.domain.outcome import Outcome
 from sharewise.domain.request import Request
 from sharewise.pipeline.backend import Backend, CsvInput, Input, ParquetInput, PostgresInput, PseudonymPads
+from sharewise.domain.consent import person_lookup_key
 from sharewise.pipeline.dictionary import DataDictionary, load_dictionary
+from sharewise.security.secrets import keyed_token
 from sharewise.pipeline.extract import ExtractResult, Progress, extract
 from sharewise.pipeline.propose import proposal_yaml, propose_fields, read_sample
 from sharewise.pipeline.spec import AggregateOptions, DeidentificationOptions, ShareSpec, build_spec
+from sharewise.pipeline.sql import person_index_sql
 from sharewise.pipeline.stage import postgres_columns, stage_postgres
 from sharewise.policy.model import LawPack
 from sharewise.security import package
@@ -311,6 +314,7 @@ def run(
     actor: str = "system",
     progress: Progress | None = None,
     work_dir: Path | None = None,
+    person_index_key: bytes | None = None,
 ) -> ShareResult:
     """Execute an approved share and publish its package; every outcome is audited, success as a disclosure.
 
@@ -349,6 +353,7 @@ def run(
         pads = PseudonymPads.from_key(key.secret) if key else None
         as_of = definition.request.as_of or today
         extracted = extract(backend, share_plan.spec, staging, definition.output, as_of, pads, progress)
+        tokens = _person_tokens(backend, definition, share_plan, staging, person_index_key)
         manifest = _manifest(share_plan, share_id, extracted, key, now())
         if progress:
             with progress.step("signing and encrypting the package"):
@@ -368,6 +373,9 @@ def run(
                 row_count=extracted.rows,
                 package_sha256=sealed.sha256,
                 agreement_id=definition.agreement_id,
+                person_tokens=tokens,
+                form=share_plan.spec.form,
+                source_program=definition.request.source.program,
             ),
             actor,
         )
@@ -403,6 +411,47 @@ def run(
     return ShareResult(
         share_id, share_plan, extracted, published, key.key_id if key else None, package.key_id(signer.public_key())
     )
+
+
+def _person_tokens(
+    backend: Backend, definition: ShareDefinition, share_plan: SharePlan, staging: Path, key: bytes | None
+) -> tuple[str, ...]:
+    """Keyed person-index tokens of everyone whose records leave, for the accounting of disclosures.
+
+    Only identified and limited-data-set shares disclose individuals' records; the three person
+    fields are read back in batches from the engine, never the whole table at once.
+    """
+    fields = share_plan.dictionary.person_fields()
+    if key is None or fields is None or share_plan.spec.form not in ("identified", "limited_data_set"):
+        return ()
+    import pyarrow.parquet as pq
+
+    target = staging / "person-index"
+    written = backend.write(
+        person_index_sql(fields["given_name"], fields["family_name"], fields["date_of_birth"]), target, "parquet"
+    )
+    birth_format = share_plan.dictionary.get(fields["date_of_birth"])
+    fmt = birth_format.date_format if birth_format else None
+    tokens: set[str] = set()
+    for name in written.files:
+        for batch in pq.ParquetFile(target / name).iter_batches(batch_size=50_000):
+            for given, family, birth in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
+                iso = _iso_date(birth, fmt)
+                if given and family and iso:
+                    tokens.add(keyed_token(key, person_lookup_key(given, family, iso)))
+    shutil.rmtree(target, ignore_errors=True)
+    return tuple(sorted(tokens))
+
+
+def _iso_date(text: str | None, fmt: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        if fmt:
+            return dt.datetime.strptime(text, fmt).date().isoformat()
+        return dt.date.fromisoformat(text[:10]).isoformat()
+    except ValueError:
+        return None
 
 
 def _columns_of(share_plan: SharePlan) -> list[str]:

@@ -1,0 +1,387 @@
+"""Local accounts and API tokens: argon2id passwords (NIST SP 800-63B), TOTP, throttling, scoped tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, delete, insert, select, update
+
+from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError, NotFoundError, Problem
+from sharewise.domain.events import AuditEvent
+from sharewise.store.accounts_schema import accounts, api_tokens, idempotency_keys
+from sharewise.wiring import Control
+from sharewise.workflow.access import User
+from sharewise.workflow.store import SqlWorkflowStore
+
+COMMON_PASSWORDS = Path(__file__).resolve().parents[1] / "data" / "common-passwords.txt"
+MIN_LENGTH = 8  # SP 800-63B 5.1.1.2: at least 8 characters
+MAX_LENGTH = 256  # 64 or more must be allowed; a bound keeps hashing cheap for attackers to trigger
+MAX_FAILURES = 5  # failed sign-ins before the account is locked
+LOCKOUT = dt.timedelta(minutes=15)
+# Roles whose holders must use a second factor (they approve, sign, or administer).
+PRIVILEGED_ROLES = frozenset({"administrator", "approver", "legal_reviewer", "security_officer"})
+TOKEN_PREFIX = "sw_"
+
+USERS = SqlWorkflowStore()
+HASHER = PasswordHasher()  # argon2id with RFC 9106's second recommended parameters (t=3, m=64 MiB, p=4)
+
+
+def use_hasher(hasher: PasswordHasher) -> None:
+    """Replace the password hasher (tests use cheaper parameters)."""
+    global HASHER
+    HASHER = hasher
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common and breached passwords (lower-cased)."""
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _normalize(password: str) -> str:
+    # SP 800-63B: Unicode passwords are normalized (NFKC) before hashing.
+    return unicodedata.normalize("NFKC", password)
+
+
+def password_problems(password: str, context: tuple[str, ...] = ()) -> list[Problem]:
+    """Every reason a new password is refused; no composition rules, as SP 800-63B advises."""
+    pw = _normalize(password)
+    problems = []
+    if len(pw) < MIN_LENGTH:
+        problems.append(Problem("password", f"use at least {MIN_LENGTH} characters"))
+    if len(pw) > MAX_LENGTH:
+        problems.append(Problem("password", f"use at most {MAX_LENGTH} characters"))
+    lowered = pw.lower()
+    if lowered in common_passwords():
+        problems.append(Problem("password", "this password is on the list of common or breached passwords"))
+    if len(set(lowered)) <= 2 and len(pw) >= MIN_LENGTH:
+        problems.append(Problem("password", "a password of one or two repeated characters is easily guessed"))
+    if lowered in _sequences(len(lowered)):
+        problems.append(Problem("password", "a sequence of characters is easily guessed"))
+    for word in context:
+        if word and len(word) >= 4 and word.lower() in lowered:
+            problems.append(Problem("password", "do not use your user name or the name of the service"))
+            break
+    return problems
+
+
+def _sequences(length: int) -> set[str]:
+    runs = ("abcdefghijklmnopqrstuvwxyz", "0123456789", "qwertyuiopasdfghjklzxcvbnm")
+    found = set()
+    for run in runs:
+        for text in (run, run[::-1]):
+            for i in range(len(text) - length + 1):
+                found.add(text[i : i + length])
+    return found
+
+
+def _audit(
+    control: Control,
+    conn: Connection,
+    action: str,
+    actor: str,
+    subject: str,
+    agency: str | None = None,
+    details: dict[str, Any] | None = None,
+    outcome: str = "success",
+) -> None:
+    control.trail.append(
+        conn,
+        AuditEvent(
+            action=action,
+            actor=actor,
+            agency=agency,
+            subject_type="account",
+            subject_id=subject,
+            outcome=outcome,
+            details=details or {},
+        ),
+    )
+
+
+def privileged(user: User) -> bool:
+    """Whether the user holds a role that needs a second factor."""
+    return bool(user.roles & PRIVILEGED_ROLES)
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """An account just created: the TOTP secret is shown once, to enroll an authenticator."""
+
+    user_id: str
+    totp_secret: str | None
+
+    def provisioning_uri(self, issuer: str = "sharewise") -> str | None:
+        return pyotp.TOTP(self.totp_secret).provisioning_uri(self.user_id, issuer) if self.totp_secret else None
+
+
+def _bootstrapping(conn: Connection) -> bool:
+    return conn.execute(select(accounts.c.user_id).limit(1)).first() is None
+
+
+def create_account(control: Control, actor_id: str | None, user_id: str, password: str) -> NewAccount:
+    """Give a directory user a password (administrators; anyone while no account exists, to bootstrap).
+
+    Privileged users get a TOTP secret, which they must use from their first sign-in on.
+    """
+    now = control.trail.clock()
+    with control.store.transaction() as conn:
+        actor = None if _bootstrapping(conn) else USERS.user(conn, actor_id or "")
+        if actor is not None and not actor.has("administrator"):
+            raise AccessDeniedError(f"{actor.id} may not create accounts: the administrator role is needed")
+        user = USERS.user(conn, user_id)
+        if actor is not None and actor.agency_id != user.agency_id:
+            raise AccessDeniedError(f"{actor.id} may not create accounts for another agency")
+        problems = password_problems(password, (user.id, user.name, "sharewise"))
+        if problems:
+            raise InvalidDataError("the password is not acceptable", problems)
+        if conn.execute(select(accounts.c.user_id).where(accounts.c.user_id == user_id)).first() is not None:
+            raise InvalidStateError(f"user '{user_id}' already has an account")
+        secret = pyotp.random_base32() if privileged(user) else None
+        conn.execute(
+            insert(accounts).values(
+                user_id=user_id,
+                password_hash=HASHER.hash(_normalize(password)),
+                totp_secret=secret,
+                failed_attempts=0,
+                locked_until=None,
+                created_at=now,
+                password_changed_at=now,
+            )
+        )
+        _audit(control, conn, "account-created", actor.id if actor else "system", user_id, user.agency_id)
+    return NewAccount(user_id, secret)
+
+
+def change_password(control: Control, user_id: str, current: str, new: str) -> None:
+    """A user changes their own password, proving the current one."""
+    authenticate(control, user_id, current, None, check_totp=False)
+    with control.store.transaction() as conn:
+        user = USERS.user(conn, user_id)
+        problems = password_problems(new, (user.id, user.name, "sharewise"))
+        if problems:
+            raise InvalidDataError("the password is not acceptable", problems)
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.user_id == user_id)
+            .values(password_hash=HASHER.hash(_normalize(new)), password_changed_at=control.trail.clock())
+        )
+        _audit(control, conn, "password-changed", user_id, user_id, user.agency_id)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+SIGN_IN_FAILED = "sign-in failed: check the user name, password and one-time code"
+
+
+def authenticate(control: Control, user_id: str, password: str, totp_code: str | None, check_totp: bool = True) -> User:
+    """The user, if the password (and for privileged roles the TOTP code) is right; throttled.
+
+    After MAX_FAILURES failures the account is locked for LOCKOUT; every failure and success is audited.
+    The error never says which part was wrong.
+    """
+    now = control.trail.clock()
+    failure: str | None = None
+    user: User | None = None
+    with control.store.transaction() as conn:
+        row = conn.execute(select(accounts).where(accounts.c.user_id == user_id)).first()
+        if row is None:
+            HASHER.hash("timing-equalizer")  # as slow as a real check, so user names cannot be probed
+            _audit(control, conn, "sign-in-failed", "anonymous", "unknown", outcome="failure")
+            failure = SIGN_IN_FAILED
+        else:
+            user = USERS.user(conn, user_id)
+            locked_until = _aware(row.locked_until)
+            ok = False
+            if locked_until is not None and locked_until > now:
+                failure = "sign-in failed: the account is locked after repeated failures; try again later"
+            else:
+                try:
+                    ok = HASHER.verify(row.password_hash, _normalize(password[: MAX_LENGTH * 4]))
+                except (VerificationError, InvalidHashError):
+                    ok = False
+                if ok and check_totp and row.totp_secret:
+                    ok = bool(totp_code) and pyotp.TOTP(row.totp_secret).verify(
+                        (totp_code or "").strip(), for_time=now, valid_window=1
+                    )
+                failure = None if ok else SIGN_IN_FAILED
+            if failure is None:
+                values: dict[str, Any] = {"failed_attempts": 0, "locked_until": None}
+                if HASHER.check_needs_rehash(row.password_hash):
+                    values["password_hash"] = HASHER.hash(_normalize(password))
+                conn.execute(update(accounts).where(accounts.c.user_id == user_id).values(**values))
+                _audit(control, conn, "signed-in", user_id, user_id, user.agency_id)
+            else:
+                attempts = int(row.failed_attempts) + (0 if locked_until and locked_until > now else 1)
+                lock = now + LOCKOUT if attempts >= MAX_FAILURES else locked_until
+                conn.execute(
+                    update(accounts)
+                    .where(accounts.c.user_id == user_id)
+                    .values(failed_attempts=0 if lock and lock > now else attempts, locked_until=lock)
+                )
+                _audit(
+                    control,
+                    conn,
+                    "sign-in-failed",
+                    "anonymous",
+                    user_id,
+                    user.agency_id,
+                    {"locked": bool(lock and lock > now)},
+                    "failure",
+                )
+    if failure is not None or user is None:
+        raise AccessDeniedError(failure or SIGN_IN_FAILED)
+    return user
+
+
+def totp_secret(control: Control, user_id: str) -> str | None:
+    """The enrolled TOTP secret (for the demo's printed accounts and for tests)."""
+    with control.store.transaction() as conn:
+        row = conn.execute(select(accounts.c.totp_secret).where(accounts.c.user_id == user_id)).first()
+    if row is None:
+        raise NotFoundError(f"no account '{user_id}'")
+    return str(row.totp_secret) if row.totp_secret else None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new API token: the secret is shown once and only its hash is kept."""
+
+    id: str
+    secret: str
+    agency_id: str
+    roles: frozenset[str]
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def issue_token(
+    control: Control, actor_id: str, roles: set[str], label: str, expires_in_days: int | None = 90
+) -> IssuedToken:
+    """A bearer token for the actor's own machine client, limited to some of the actor's roles."""
+    if not roles:
+        raise InvalidDataError("no roles", [Problem("roles", "name at least one role for the token")])
+    if not label.strip():
+        raise InvalidDataError("no label", [Problem("label", "say what the token is for")])
+    now = control.trail.clock()
+    with control.store.transaction() as conn:
+        actor = USERS.user(conn, actor_id)
+        extra = sorted(roles - actor.roles)
+        if extra:
+            raise AccessDeniedError(f"{actor.id} may not issue a token with roles they do not hold: {extra}")
+        token_id = f"t-{secrets.token_hex(6)}"
+        secret = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
+        conn.execute(
+            insert(api_tokens).values(
+                id=token_id,
+                token_sha256=_digest(secret),
+                user_id=actor.id,
+                agency_id=actor.agency_id,
+                roles=",".join(sorted(roles)),
+                label=label[:200],
+                created_at=now,
+                expires_at=now + dt.timedelta(days=expires_in_days) if expires_in_days else None,
+                revoked_at=None,
+            )
+        )
+        _audit(
+            control, conn, "api-token-issued", actor.id, token_id, actor.agency_id, {"roles": ",".join(sorted(roles))}
+        )
+    return IssuedToken(token_id, secret, actor.agency_id, frozenset(roles))
+
+
+def revoke_token(control: Control, actor_id: str, token_id: str) -> None:
+    """Revoke a token (its owner, or an administrator of the same agency)."""
+    with control.store.transaction() as conn:
+        actor = USERS.user(conn, actor_id)
+        row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
+        if row is None:
+            raise NotFoundError(f"no API token '{token_id}'")
+        if row.user_id != actor.id and not (actor.has("administrator") and actor.agency_id == row.agency_id):
+            raise AccessDeniedError(f"{actor.id} may not revoke this token")
+        conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=control.trail.clock()))
+        _audit(control, conn, "api-token-revoked", actor.id, token_id, actor.agency_id)
+
+
+def user_for_token(control: Control, secret: str) -> User:
+    """The user a bearer token acts as, with only the token's roles that the user still holds."""
+    if not secret.startswith(TOKEN_PREFIX):
+        raise AccessDeniedError("invalid API token")
+    now = control.trail.clock()
+    digest = _digest(secret)
+    with control.store.transaction() as conn:
+        row = conn.execute(select(api_tokens).where(api_tokens.c.token_sha256 == digest)).first()
+        if row is None or not hmac.compare_digest(row.token_sha256, digest):
+            raise AccessDeniedError("invalid API token")
+        expires = _aware(row.expires_at)
+        if row.revoked_at is not None or (expires is not None and expires <= now):
+            raise AccessDeniedError("the API token is revoked or expired")
+        user = USERS.user(conn, row.user_id)
+    if user.agency_id != row.agency_id:
+        raise AccessDeniedError("the API token's agency no longer matches its user")
+    return User(user.id, user.name, user.agency_id, user.roles & frozenset(row.roles.split(",")))
+
+
+def user(control: Control, user_id: str) -> User:
+    """A directory user by id."""
+    with control.store.transaction() as conn:
+        return USERS.user(conn, user_id)
+
+
+# Idempotency keys: a create sent twice with the same key returns the first response.
+
+
+@dataclass(frozen=True)
+class RememberedResponse:
+    """A response kept for an idempotency key."""
+
+    fingerprint: str
+    status_code: int
+    body: str
+
+
+def remembered(control: Control, principal: str, key: str) -> RememberedResponse | None:
+    """The response stored for this principal's key, if any."""
+    with control.store.transaction() as conn:
+        row = conn.execute(
+            select(idempotency_keys).where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
+        ).first()
+    return RememberedResponse(row.fingerprint, int(row.status_code), row.body) if row else None
+
+
+def remember(control: Control, principal: str, key: str, fingerprint: str, status_code: int, body: str) -> None:
+    """Keep a create's response for its idempotency key (the first one wins)."""
+    with control.store.transaction() as conn:
+        conn.execute(
+            delete(idempotency_keys).where(
+                idempotency_keys.c.principal == principal,
+                idempotency_keys.c.key == key,
+                idempotency_keys.c.fingerprint == fingerprint,
+            )
+        )
+        conn.execute(
+            insert(idempotency_keys).values(
+                principal=principal,
+                key=key,
+                fingerprint=fingerprint,
+                status_code=status_code,
+                body=body,
+                created_at=control.trail.clock(),
+            )
+        )
