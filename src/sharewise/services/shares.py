@@ -16,15 +16,14 @@ from typing import Any
 
 import yaml
 
+from sharewise.domain.consent import person_lookup_key
 from sharewise.domain.determination import Determination
 from sharewise.domain.errors import InvalidDataError, NotPermittedError, Problem, SharewiseError
 from sharewise.domain.events import AuditEvent, AuditSink, DetailValue, DisclosureEvent
 from sharewise.domain.outcome import Outcome
 from sharewise.domain.request import Request
 from sharewise.pipeline.backend import Backend, CsvInput, Input, ParquetInput, PostgresInput, PseudonymPads
-from sharewise.domain.consent import person_lookup_key
 from sharewise.pipeline.dictionary import DataDictionary, load_dictionary
-from sharewise.security.secrets import keyed_token
 from sharewise.pipeline.extract import ExtractResult, Progress, extract
 from sharewise.pipeline.propose import proposal_yaml, propose_fields, read_sample
 from sharewise.pipeline.spec import AggregateOptions, DeidentificationOptions, ShareSpec, build_spec
@@ -33,6 +32,7 @@ from sharewise.pipeline.stage import postgres_columns, stage_postgres
 from sharewise.policy.model import LawPack
 from sharewise.security import package
 from sharewise.security.keys import KeyProvider, PseudonymKey, public_key_pem
+from sharewise.security.secrets import keyed_token
 from sharewise.services.determinations import determine, parse_request_text, read_request
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
