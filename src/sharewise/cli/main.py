@@ -135,8 +135,26 @@ def interview(
 
 @app.command()
 @handles_errors
-def demo(state_pack: StatePack = None) -> None:
-    """A short tour: realistic requests and the determinations sharewise gives them."""
+def demo(
+    state_pack: StatePack = None,
+    chain: Annotated[
+        bool, typer.Option("--chain/--no-chain", help="Also run the whole chain in a scratch workspace.")
+    ] = True,
+    workdir: Annotated[
+        Path | None, typer.Option("--workdir", help="Keep the chain's workspace here (default: a temporary directory).")
+    ] = None,
+    people: Annotated[
+        int, typer.Option("--people", min=50, max=1_000_000, help="Synthetic people for the share.")
+    ] = 1000,
+) -> None:
+    """A tour: realistic requests and their determinations, then the whole chain end to end.
+
+    The chain runs in its own workspace (SQLite store, keys, files): a request is created,
+    reviewed, determined and approved, an agreement drafted and signed, a share executed on
+    synthetic data, the audit trail verified, and one person's accounting of disclosures printed.
+    """
+    import tempfile
+
     law = law_for(settings_for(state_pack))
     steps = demo_service.run(law, SystemClock().today())
     out.print(f"[bold]sharewise demo[/]: {len(steps)} requests, law pack {law.law_version}\n")
@@ -153,6 +171,18 @@ def demo(state_pack: StatePack = None) -> None:
             out.print(f"      To make it lawful: {render._esc(r.description)} -> {r.outcome.value}")
         if det.documents:
             out.print(f"      Documents: {', '.join(det.documents)}")
+        out.print("")
+    if chain:
+        from sharewise.services.demo_chain import run_chain
+
+        out.print("[bold]The whole chain[/]: decide, agree, share, account")
+        base = workdir or Path(tempfile.mkdtemp(prefix="sharewise-demo-"))
+
+        def say(item: Any) -> None:
+            out.print(f"  [green]✓[/] [bold]{render._esc(item.title)}[/]: {render._esc(item.result)}")
+
+        run_chain(base, law, people=people, say=say)
+        out.print(f"  workspace: {base}")
         out.print("")
     out.print(f"[italic]{render._esc(steps[0].determination.notices[0])}[/]")
     out.print("Try: sharewise check REQUEST.yaml, sharewise interview, sharewise law list")
