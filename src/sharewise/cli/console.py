@@ -34,6 +34,18 @@ def escape(text: str) -> str:
     return text.replace("[", r"\[")
 
 
+def acting_user(user: str | None) -> str:
+    """The user acting: --as, or SHAREWISE_USER; an error naming the option if neither is given."""
+    import os
+
+    from sharewise.domain.errors import InvalidDataError, Problem
+
+    who = user or os.environ.get("SHAREWISE_USER")
+    if not who:
+        raise InvalidDataError("who is acting?", [Problem("--as", "give --as USER or set SHAREWISE_USER")])
+    return who
+
+
 def settings_for(state_pack: Path | None) -> Settings:
     """Settings from the environment, with a --state-pack option taking precedence."""
     settings = Settings.from_env()

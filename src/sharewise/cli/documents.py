@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sharewise.cli.console import StatePack, err, escape, handles_errors, out, settings_for
+from sharewise.cli.console import StatePack, acting_user, err, escape, handles_errors, out, settings_for
 from sharewise.services import documents as documents_service
 from sharewise.wiring import SystemClock, law_for
 
@@ -63,7 +63,7 @@ def draft(
         from sharewise.wiring import control_for
 
         agreement_id = agreement_registry.record_draft(
-            control_for(settings), law, _who(user), request, parties, out_file, doc_type, request_id
+            control_for(settings), law, acting_user(user), request, parties, out_file, doc_type, request_id
         )
         out.print(f"registered agreement {agreement_id} (draft)")
 
@@ -79,17 +79,6 @@ def consent_form(
     law = law_for(settings_for(state_pack))
     result = documents_service.consent_form_file(law, request, format, out_file, SystemClock().today())
     _report(result)
-
-
-def _who(user: str | None) -> str:
-    import os
-
-    from sharewise.domain.errors import InvalidDataError, Problem
-
-    who = user or os.environ.get("SHAREWISE_USER")
-    if not who:
-        raise InvalidDataError("who is acting?", [Problem("--as", "give --as USER or set SHAREWISE_USER")])
-    return who
 
 
 def _registry() -> Any:
@@ -111,7 +100,7 @@ AsUser = Annotated[str | None, typer.Option("--as", help="The user acting (or SH
 @handles_errors
 def agreement_submit(agreement_id: str, user: AsUser = None) -> None:
     """Send a draft agreement to review."""
-    _registry().submit_for_review(_control(), _who(user), agreement_id)
+    _registry().submit_for_review(_control(), acting_user(user), agreement_id)
     out.print(f"{agreement_id}: in review")
 
 
@@ -123,7 +112,7 @@ def agreement_sign(
     user: AsUser = None,
 ) -> None:
     """Sign for one party (approvers); the agreement is signed once both parties have."""
-    state = _registry().sign(_control(), _who(user), agreement_id, party)
+    state = _registry().sign(_control(), acting_user(user), agreement_id, party)
     out.print(f"{agreement_id}: signed for the {party}; now {state}")
 
 
@@ -131,7 +120,7 @@ def agreement_sign(
 @handles_errors
 def agreement_activate(agreement_id: str, user: AsUser = None) -> None:
     """Put a signed agreement into effect."""
-    _registry().activate(_control(), _who(user), agreement_id)
+    _registry().activate(_control(), acting_user(user), agreement_id)
     out.print(f"{agreement_id}: active")
 
 
@@ -162,7 +151,7 @@ def agreement_amend(
     users = yaml.safe_load(users_file.read_text(encoding="utf-8")) if users_file else None
     if users is not None and not isinstance(users, list):
         raise InvalidDataError("invalid authorized users", [Problem(str(users_file), "must be a list")])
-    _registry().amend(_control(), _who(user), agreement_id, users, end, reason)
+    _registry().amend(_control(), acting_user(user), agreement_id, users, end, reason)
     out.print(f"{agreement_id}: amended")
 
 
@@ -170,7 +159,7 @@ def agreement_amend(
 @handles_errors
 def agreement_renew(agreement_id: str, user: AsUser = None) -> None:
     """Renew an active agreement within the renewals the law allows."""
-    end = _registry().renew(_control(), _who(user), agreement_id)
+    end = _registry().renew(_control(), acting_user(user), agreement_id)
     out.print(f"{agreement_id}: renewed until {end}")
 
 
@@ -180,7 +169,7 @@ def agreement_terminate(
     agreement_id: str, reason: Annotated[str, typer.Option("--reason")], user: AsUser = None
 ) -> None:
     """Terminate an agreement."""
-    _registry().terminate(_control(), _who(user), agreement_id, reason)
+    _registry().terminate(_control(), acting_user(user), agreement_id, reason)
     out.print(f"{agreement_id}: terminated")
 
 

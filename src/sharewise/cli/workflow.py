@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sharewise.cli.console import escape, handles_errors, out, settings_for
+from sharewise.cli.console import acting_user, escape, handles_errors, out, settings_for
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.policy.yamlfile import YamlProblem, read_yaml
 from sharewise.services import workflow as service
@@ -22,13 +22,6 @@ request_app = typer.Typer(
 )
 
 As = Annotated[str | None, typer.Option("--as", help="The user acting (or SHAREWISE_USER).")]
-
-
-def _who(user: str | None) -> str:
-    who = user or os.environ.get("SHAREWISE_USER")
-    if not who:
-        raise InvalidDataError("who is acting?", [Problem("--as", "give --as USER or set SHAREWISE_USER")])
-    return who
 
 
 def _control() -> Any:
@@ -109,7 +102,7 @@ def create(
     request_id = service.create_request(
         control_for(settings),
         law_for(settings),
-        _who(user),
+        acting_user(user),
         str(data["title"]),
         str(data["use_case"]),
         data["request"],
@@ -123,7 +116,7 @@ def create(
 @handles_errors
 def submit(request_id: str, user: As = None) -> None:
     """Send a draft to program review."""
-    service.submit(_control(), _who(user), request_id)
+    service.submit(_control(), acting_user(user), request_id)
     out.print(f"{request_id} submitted: program review")
 
 
@@ -137,7 +130,7 @@ def review(
 ) -> None:
     """Record the program, legal or security review that is due (the legal review records the determination)."""
     settings = settings_for(None)
-    state = service.review(control_for(settings), law_for(settings), _who(user), request_id, decision, comments)
+    state = service.review(control_for(settings), law_for(settings), acting_user(user), request_id, decision, comments)
     out.print(f"{request_id}: {decision} -> {state}")
 
 
@@ -150,7 +143,7 @@ def approve(
     user: As = None,
 ) -> None:
     """Leadership approval for your agency (every agency involved must approve)."""
-    state = service.approve(_control(), _who(user), request_id, decision, comments)
+    state = service.approve(_control(), acting_user(user), request_id, decision, comments)
     out.print(f"{request_id}: {decision} -> {state}")
 
 
@@ -162,7 +155,7 @@ def execute(
     user: As = None,
 ) -> None:
     """Record the signed agreement: the request becomes active."""
-    service.execute_agreement(_control(), _who(user), request_id, agreement)
+    service.execute_agreement(_control(), acting_user(user), request_id, agreement)
     out.print(f"{request_id}: active under agreement {agreement}")
 
 
@@ -175,7 +168,7 @@ def end(
     user: As = None,
 ) -> None:
     """Terminate or expire an active request."""
-    service.end(_control(), _who(user), request_id, how, comments)
+    service.end(_control(), acting_user(user), request_id, how, comments)
     out.print(f"{request_id}: {how}")
 
 
@@ -183,7 +176,7 @@ def end(
 @handles_errors
 def show(request_id: str, user: As = None) -> None:
     """A request with its timeline of reviews and comments."""
-    _print(service.show(_control(), _who(user), request_id))
+    _print(service.show(_control(), acting_user(user), request_id))
 
 
 @request_app.command("list")
@@ -192,7 +185,7 @@ def list_(
     queue: Annotated[bool, typer.Option("--queue", help="Only what waits for you.")] = False, user: As = None
 ) -> None:
     """Requests of your agency (or your queue)."""
-    who = _who(user)
+    who = acting_user(user)
     records = service.queue(_control(), who) if queue else service.all_requests(_control(), who)
     for r in records:
         out.print(f"{r.id:16} {r.state:18} {escape(r.title)}")
@@ -218,7 +211,7 @@ def initiative_create(
         data, _ = read_yaml(proposal)
     except YamlProblem as exc:
         raise InvalidDataError("malformed initiative file", exc.problems) from exc
-    initiative_id = initiatives.create(_control(), _who(user), initiatives.parse_proposal(data, str(proposal)))
+    initiative_id = initiatives.create(_control(), acting_user(user), initiatives.parse_proposal(data, str(proposal)))
     out.print(f"created initiative {initiative_id}")
 
 
@@ -273,5 +266,5 @@ def initiative_step(
         due_date = dt.date.fromisoformat(due) if due else None
     except ValueError:
         raise InvalidDataError("invalid option", [Problem("--due", f"'{due}' is not a date")]) from None
-    initiatives.update_step(_control(), _who(user), initiative_id, step, owner, due_date, status)
+    initiatives.update_step(_control(), acting_user(user), initiative_id, step, owner, due_date, status)
     out.print(f"{initiative_id}: {step} updated")

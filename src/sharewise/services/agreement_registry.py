@@ -17,7 +17,7 @@ from sharewise.policy.model import LawPack
 from sharewise.services import documents
 from sharewise.services.determinations import determine, read_request
 from sharewise.wiring import Control
-from sharewise.workflow.access import User
+from sharewise.workflow.access import User, require_any_role
 from sharewise.workflow.store import SqlWorkflowStore
 
 STORE = SqlAgreementStore()
@@ -42,8 +42,8 @@ def _audit(
 
 def _user(conn: Any, actor_id: str, *roles: str) -> User:
     user = USERS.user(conn, actor_id)
-    if roles and not any(user.has(r) for r in roles):
-        raise AccessDeniedError(f"{user.id} may not do this: one of the roles {', '.join(roles)} is needed")
+    if roles:
+        require_any_role(user, roles, "do this")
     return user
 
 

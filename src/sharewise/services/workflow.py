@@ -17,7 +17,7 @@ from sharewise.policy.request_parse import parse_request
 from sharewise.store.schema import initiatives, users
 from sharewise.wiring import Control
 from sharewise.workflow import process
-from sharewise.workflow.access import User, require_agency, require_not_requester, require_role
+from sharewise.workflow.access import User, require_agency, require_any_role, require_not_requester, require_role
 from sharewise.workflow.store import SharingRequestRecord, SqlWorkflowStore, Step
 
 STORE = SqlWorkflowStore()
@@ -284,8 +284,7 @@ def execute_agreement(control: Control, actor_id: str, request_id: str, agreemen
         record = STORE.get(conn, request_id, for_update=True)
         if record.state != "agreement_pending":
             raise InvalidStateError(f"request '{request_id}' is in {record.state}, not awaiting its agreement")
-        if not (actor.has("approver") or actor.has("administrator")):
-            raise AccessDeniedError(f"{actor.id} may not record agreements: approver or administrator role needed")
+        require_any_role(actor, ("approver", "administrator"), "record agreements")
         require_agency(actor, record.agencies, f"record the agreement of '{request_id}'")
         STORE.move(conn, record, "active", agreement_id=agreement_id)
         STORE.add_step(
@@ -305,8 +304,7 @@ def end(control: Control, actor_id: str, request_id: str, how: str, comments: st
         record = STORE.get(conn, request_id, for_update=True)
         if record.state != "active":
             raise InvalidStateError(f"request '{request_id}' is in {record.state}, not active")
-        if not (actor.has("approver") or actor.has("administrator")):
-            raise AccessDeniedError(f"{actor.id} may not end requests: approver or administrator role needed")
+        require_any_role(actor, ("approver", "administrator"), "end requests")
         require_agency(actor, record.agencies, f"end request '{request_id}'")
         STORE.move(conn, record, how)
         STORE.add_step(conn, request_id, Step("end", how, actor.id, actor.agency_id, comments, control.trail.clock()))

@@ -26,6 +26,12 @@ def require_role(user: User, role: str, action: str) -> None:
         raise AccessDeniedError(f"{user.id} may not {action}: the {role} role is needed")
 
 
+def require_any_role(user: User, roles: tuple[str, ...], action: str) -> None:
+    """Refuse unless the user holds one of the roles."""
+    if not any(user.has(r) for r in roles):
+        raise AccessDeniedError(f"{user.id} may not {action}: one of the roles {', '.join(roles)} is needed")
+
+
 def require_agency(user: User, agency_ids: set[str], action: str) -> None:
     """Refuse unless the user belongs to one of the agencies involved."""
     if user.agency_id not in agency_ids:
