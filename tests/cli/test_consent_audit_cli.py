@@ -29,7 +29,14 @@ def run(*args: str) -> str:
     return result.output
 
 
+def auditor() -> None:
+    run("agency", "add", "dhs", "Lakeview DHS")
+    run("user", "add", "ada", "--name", "Ada", "--agency", "dhs", "--roles", "administrator")
+    run("user", "add", "aud", "--name", "Audrey", "--agency", "dhs", "--roles", "auditor", "--as", "ada")
+
+
 def test_consent_lifecycle_through_the_cli(tmp_path: Path) -> None:
+    auditor()
     assert "valid" in run("consent", "validate", str(EXAMPLE))
     consent_id = run("consent", "add", str(EXAMPLE), "--actor", "alice").split()[-1]
     request = tmp_path / "request.yaml"
@@ -70,7 +77,9 @@ def test_consent_lifecycle_through_the_cli(tmp_path: Path) -> None:
     assert "revoked" in run("consent", "list")
     later = run("check", str(request), "--as-of", "2026-08-01")
     assert "CONSENT REQUIRED" in later and "revoked on 2026-07-01" in later
-    log = run("audit", "log")
+    denied = runner.invoke(app, ["audit", "log", "--as", "ada"])
+    assert denied.exit_code == 9  # only auditors read the trail in full
+    log = run("audit", "log", "--as", "aud")
     for action in (
         "consent-recorded",
         "consent-looked-up",
@@ -106,9 +115,10 @@ def test_audit_verify_reports_tampering_with_exit_code_8(tmp_path: Path) -> None
 
 
 def test_audit_export_writes_records_and_the_public_key(tmp_path: Path) -> None:
+    auditor()
     run("consent", "add", str(EXAMPLE))
     target = tmp_path / "audit.jsonl"
-    assert "exported" in run("audit", "export", str(target))
+    assert "exported" in run("audit", "export", str(target), "--as", "aud")
     lines = [json.loads(line) for line in target.read_text().splitlines()]
-    assert lines[0]["action"] == "consent-recorded"
+    assert lines[0]["action"] == "agency-added"
     assert (tmp_path / "audit.pub.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")

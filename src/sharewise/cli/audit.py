@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sharewise.cli.console import escape, handles_errors, out
+from sharewise.cli.console import acting_user, escape, handles_errors, out
 from sharewise.services import audit as audit_service
 from sharewise.wiring import Settings, control_for
 
@@ -55,9 +55,12 @@ def checkpoint(
 
 @app.command("export")
 @handles_errors
-def export(target: Annotated[Path, typer.Argument(help="The JSON-lines file to write.")]) -> None:
-    """Export every record and checkpoint, with the public key beside it (.pub.pem)."""
-    count = audit_service.export(control_for(Settings.from_env()), target)
+def export(
+    target: Annotated[Path, typer.Argument(help="The JSON-lines file to write.")],
+    user: Annotated[str | None, typer.Option("--as", help="An auditor (or SHAREWISE_USER).")] = None,
+) -> None:
+    """Export every record and checkpoint, with the public key beside it (.pub.pem). Auditors only."""
+    count = audit_service.export(control_for(Settings.from_env()), target, acting_user(user))
     out.print(f"exported {count} records to {target}")
 
 
@@ -67,9 +70,10 @@ def log(
     subject_type: Annotated[str | None, typer.Option("--type", help="Only records about this kind of subject.")] = None,
     subject_id: Annotated[str | None, typer.Option("--id", help="Only records about this subject id.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 50,
+    user: Annotated[str | None, typer.Option("--as", help="An auditor (or SHAREWISE_USER).")] = None,
 ) -> None:
-    """The newest audit records."""
-    for r in audit_service.log(control_for(Settings.from_env()), subject_type, subject_id, limit):
+    """The newest audit records. Auditors only."""
+    for r in audit_service.log(control_for(Settings.from_env()), acting_user(user), subject_type, subject_id, limit):
         out.print(
             f"{r['seq']:>6} {r['at']} {r['action']:24} {r['actor']:16} {r['subject_type']}:{escape(r['subject_id'])} "
             f"{r['outcome']} [dim]{escape(r['details'])}[/]"

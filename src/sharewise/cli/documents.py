@@ -47,6 +47,9 @@ def draft(
     ] = False,
     user: Annotated[str | None, typer.Option("--as", help="Who records it (or SHAREWISE_USER).")] = None,
     request_id: Annotated[str | None, typer.Option("--request-id", help="The sharing request it implements.")] = None,
+    consents: Annotated[
+        list[str] | None, typer.Option("--consent", help="Consent ids the agreement relies on.")
+    ] = None,
 ) -> None:
     """Draft an agreement with every clause the determination's obligations require.
 
@@ -63,7 +66,7 @@ def draft(
         from sharewise.wiring import control_for
 
         agreement_id = agreement_registry.record_draft(
-            control_for(settings), law, acting_user(user), request, parties, out_file, doc_type, request_id
+            control_for(settings), law, acting_user(user), request, parties, out_file, doc_type, request_id, consents
         )
         out.print(f"registered agreement {agreement_id} (draft)")
 

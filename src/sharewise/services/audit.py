@@ -14,6 +14,8 @@ from sharewise.domain.errors import InvalidDataError
 from sharewise.domain.events import AuditEvent
 from sharewise.store.schema import audit_records
 from sharewise.wiring import Control
+from sharewise.workflow.access import User, require_role
+from sharewise.workflow.store import SqlWorkflowStore
 
 
 def verify(
@@ -61,11 +63,23 @@ def checkpoint(control: Control, out: Path | None) -> Checkpoint | None:
     return cp
 
 
-def export(control: Control, out: Path) -> int:
-    """Export every record and checkpoint (JSON lines) plus the public key beside it."""
+def _auditor(control: Control, actor_id: str) -> User:
+    """Only auditors read the audit trail in full."""
+    with control.store.transaction() as conn:
+        user = SqlWorkflowStore().user(conn, actor_id)
+    require_role(user, "auditor", "read the audit trail")
+    return user
+
+
+def export(control: Control, out: Path, actor_id: str) -> int:
+    """Export every record and checkpoint (JSON lines) plus the public key beside it (auditors)."""
+    user = _auditor(control, actor_id)
     with control.store.transaction() as conn:
         control.trail.append(
-            conn, AuditEvent(action="audit-exported", actor="system", subject_type="audit", subject_id="chain")
+            conn,
+            AuditEvent(
+                action="audit-exported", actor=user.id, agency=user.agency_id, subject_type="audit", subject_id="chain"
+            ),
         )
     with control.store.transaction() as conn:
         count = control.trail.export(conn, out)
@@ -75,9 +89,10 @@ def export(control: Control, out: Path) -> int:
 
 
 def log(
-    control: Control, subject_type: str | None = None, subject_id: str | None = None, limit: int = 50
+    control: Control, actor_id: str, subject_type: str | None = None, subject_id: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """The newest records, optionally for one subject."""
+    """The newest records, optionally for one subject (auditors)."""
+    _auditor(control, actor_id)
     query = select(audit_records).order_by(audit_records.c.seq.desc()).limit(limit)
     if subject_type:
         query = query.where(audit_records.c.subject_type == subject_type)
