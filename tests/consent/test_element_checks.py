@@ -11,8 +11,12 @@ from sharewise.domain.consent import STATEMENTS, ConsentRecord
 from tests.consent.conftest import PART2
 
 REPRESENTATIVE = {
-    "signer": "representative", "name": "Pat Parent", "signed_on": "2026-03-01", "method": "wet_ink",
-    "relationship": "parent", "authority": "parent of the minor",
+    "signer": "representative",
+    "name": "Pat Parent",
+    "signed_on": "2026-03-01",
+    "method": "wet_ink",
+    "relationship": "parent",
+    "authority": "parent of the minor",
 }
 COMPLETE: dict[str, Any] = {
     **PART2,
@@ -57,7 +61,12 @@ def test_each_element_check_passes_when_met_and_fails_when_not(element: str, ind
 
 def _model(changes: dict[str, Any]) -> dict[str, Any]:
     # Build the changed fields through the model so that nested values have their proper types.
-    full = ConsentRecord.model_validate({**COMPLETE, **{k: v for k, v in changes.items() if k not in ("person", "disclosers", "recipients", "data", "purposes")}})
+    full = ConsentRecord.model_validate(
+        {
+            **COMPLETE,
+            **{k: v for k, v in changes.items() if k not in ("person", "disclosers", "recipients", "data", "purposes")},
+        }
+    )
     out = {k: getattr(full, k) for k in changes if k not in ("person", "disclosers", "recipients", "data", "purposes")}
     for key in ("person", "disclosers", "recipients", "data", "purposes"):
         if key in changes:

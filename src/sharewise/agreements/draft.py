@@ -109,6 +109,7 @@ def draft_agreement(
     doc_type: DocumentType,
     library: ClauseLibrary,
     labels: Labels,
+    safeguards: dict[str, Any] | None = None,
 ) -> AgreementDraft:
     """Build the agreement; refuse when the determination does not permit the disclosure."""
     if determination.outcome != Outcome.PERMITTED:
@@ -151,6 +152,7 @@ def draft_agreement(
         )
 
     context = _context(determination, request, parties, doc_type, labels)
+    context["safeguards"] = safeguards  # the security specification, when the caller derived one
     # No trim_blocks: a line ending in a tag keeps its newline; lines holding only a tag become
     # blank lines, which parse_blocks ignores inside a list.
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, lstrip_blocks=True)

@@ -134,7 +134,24 @@ def draft(
     problems = [Problem(locate(p), m) for p, m in term_problems(parties, chosen)]
     if problems:
         raise InvalidDataError("the parties' terms break the limits the law sets", problems)
-    return draft_agreement(determination, request, parties, chosen, library, labels_for(law))
+    return draft_agreement(
+        determination, request, parties, chosen, library, labels_for(law), _safeguards(law, request, today)
+    )
+
+
+def _safeguards(law: LawPack, request: Request, today: dt.date) -> dict[str, Any] | None:
+    """The security specification's summary for the agreement's security clause."""
+    from sharewise.services.security import specify
+
+    spec = specify(law, request, request.as_of or today)
+    cat = spec.categorization
+    return {
+        "categorization": cat.summary(),
+        "overall": str(cat.overall),
+        "baselines": " and ".join(spec.baselines),
+        "controls": len(spec.safeguards),
+        "overlays": [f"{o.title} ({'; '.join(o.citations)})" for o in spec.overlays if o.binding],
+    }
 
 
 def draft_agreement_file(
