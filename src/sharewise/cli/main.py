@@ -14,6 +14,7 @@ from sharewise.cli import accounting as accounting_cli
 from sharewise.cli import audit as audit_cli
 from sharewise.cli import consent as consent_cli
 from sharewise.cli import documents as documents_cli
+from sharewise.cli import link as link_cli
 from sharewise.cli import render
 from sharewise.cli import security as security_cli
 from sharewise.cli import share as share_cli
@@ -51,6 +52,8 @@ app.command("synth")(share_cli.synth)
 package_app = typer.Typer(help="Received packages.", no_args_is_help=True)
 package_app.command("verify")(share_cli.verify)
 app.add_typer(package_app, name="package")
+app.add_typer(link_cli.link_app, name="link")
+app.add_typer(link_cli.pprl_app, name="pprl")
 
 
 @app.callback()

@@ -1,0 +1,1 @@
+"""Record linkage across programs: preparation, Splink models, person index and PPRL."""
