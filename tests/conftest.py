@@ -61,3 +61,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def postgres_store() -> Iterator[Store]:
     yield from _postgres_store()
+
+
+def drop_append_only_triggers(conn: object, is_sqlite: bool) -> None:
+    """What an attacker with rights over the schema would do first: tamper tests start here."""
+    from sqlalchemy import text
+
+    for table in ("audit_records", "audit_checkpoints"):
+        if is_sqlite:
+            statements = [f"DROP TRIGGER IF EXISTS {table}_no_update", f"DROP TRIGGER IF EXISTS {table}_no_delete"]
+        else:
+            statements = [
+                f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+                f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+            ]
+        for statement in statements:
+            conn.execute(text(statement))  # type: ignore[attr-defined]

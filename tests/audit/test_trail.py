@@ -18,6 +18,7 @@ from sharewise.domain.errors import InvalidDataError
 from sharewise.domain.events import AuditEvent
 from sharewise.store.database import Store
 from sharewise.store.schema import audit_checkpoints, audit_head, audit_records
+from tests.conftest import drop_append_only_triggers
 
 SIGNER = CheckpointSigner(Ed25519PrivateKey.generate())
 
@@ -58,6 +59,7 @@ def test_an_untouched_chain_verifies(store: Store) -> None:
 def test_modifying_a_record_is_found_at_that_record(store: Store) -> None:
     trail = filled(store)
     with store.transaction() as conn:
+        drop_append_only_triggers(conn, store.is_sqlite)
         conn.execute(update(audit_records).where(audit_records.c.seq == 4).values(actor="someone-else"))
     report = verify(store, trail)
     assert [(f.seq, f.kind) for f in report.findings] == [(4, "modified")]
@@ -66,6 +68,7 @@ def test_modifying_a_record_is_found_at_that_record(store: Store) -> None:
 def test_rewriting_the_rest_of_the_chain_is_caught_by_the_signed_checkpoint(store: Store) -> None:
     trail = filled(store)
     with store.transaction() as conn:
+        drop_append_only_triggers(conn, store.is_sqlite)
         rows = [dict(r._mapping) for r in conn.execute(select(audit_records).order_by(audit_records.c.seq))]
         prev = rows[2]["hash"]
         for row in rows[3:]:  # the attacker recomputes every hash from record 4 on
@@ -101,6 +104,7 @@ def test_rewriting_the_rest_of_the_chain_is_caught_by_the_signed_checkpoint(stor
 def test_deleting_a_record_is_found(store: Store) -> None:
     trail = filled(store)
     with store.transaction() as conn:
+        drop_append_only_triggers(conn, store.is_sqlite)
         conn.execute(delete(audit_records).where(audit_records.c.seq == 7))
     report = verify(store, trail)
     assert (7, "missing") in [(f.seq, f.kind) for f in report.findings]
@@ -109,6 +113,7 @@ def test_deleting_a_record_is_found(store: Store) -> None:
 def test_reordering_records_is_found(store: Store) -> None:
     trail = filled(store)
     with store.transaction() as conn:
+        drop_append_only_triggers(conn, store.is_sqlite)
         a, b = (
             dict(conn.execute(select(audit_records).where(audit_records.c.seq == s)).one()._mapping) for s in (2, 3)
         )
@@ -135,6 +140,7 @@ def test_truncating_the_tail_is_found_even_when_the_head_is_moved_back(store: St
     export = tmp_path / "export.jsonl"
     with store.transaction() as conn:
         trail.export(conn, export)
+        drop_append_only_triggers(conn, store.is_sqlite)
         conn.execute(delete(audit_records).where(audit_records.c.seq > 7))
         tail = conn.execute(select(audit_records.c.hash).where(audit_records.c.seq == 7)).scalar_one()
         conn.execute(update(audit_head).values(seq=7, hash=tail))
@@ -147,6 +153,7 @@ def test_truncating_the_tail_is_found_even_when_the_head_is_moved_back(store: St
 def test_a_forged_checkpoint_is_rejected(store: Store) -> None:
     trail = filled(store)
     with store.transaction() as conn:
+        drop_append_only_triggers(conn, store.is_sqlite)
         conn.execute(update(audit_checkpoints).where(audit_checkpoints.c.seq == 5).values(hash="0" * 64))
     assert "bad_checkpoint" in kinds(verify(store, trail))
 
@@ -201,6 +208,22 @@ def test_any_single_change_is_detected(tmp_path_factory: pytest.TempPathFactory,
     store = open_store(f"sqlite:///{tmp_path_factory.mktemp('chain') / 'db.sqlite'}")
     trail = filled(store, n=6, every=100)
     with store.transaction() as conn:
+        drop_append_only_triggers(conn, True)
         conn.execute(text(f"UPDATE audit_records SET {column} = {column} || 'x' WHERE seq = :s"), {"s": seq})
     assert (seq, "modified") in [(f.seq, f.kind) for f in verify(store, trail).findings]
     store.dispose()
+
+
+def test_the_database_refuses_to_change_or_delete_audit_records(store: Store) -> None:
+    from sharewise.domain.errors import StorageError
+
+    filled(store, n=2)
+    with pytest.raises(StorageError), store.transaction() as conn:
+        conn.execute(update(audit_records).where(audit_records.c.seq == 1).values(actor="someone-else"))
+    with pytest.raises(StorageError), store.transaction() as conn:
+        conn.execute(delete(audit_records))
+    with store.transaction() as conn:
+        assert [r.actor for r in conn.execute(select(audit_records).order_by(audit_records.c.seq))] == [
+            "user-0",
+            "user-1",
+        ]

@@ -106,6 +106,7 @@ def test_audit_verify_reports_tampering_with_exit_code_8(tmp_path: Path) -> None
     checkpoint_file = tmp_path / "checkpoints.jsonl"
     run("audit", "checkpoint", "--out", str(checkpoint_file))
     db = sqlite3.connect(tmp_path / "data" / "sharewise.db")
+    db.execute("DROP TRIGGER audit_records_no_update")  # an attacker with rights over the schema
     db.execute("UPDATE audit_records SET actor = 'mallory' WHERE seq = 1")
     db.commit()
     db.close()

@@ -17,6 +17,7 @@ from sharewise.cli import documents as documents_cli
 from sharewise.cli import link as link_cli
 from sharewise.cli import render
 from sharewise.cli import security as security_cli
+from sharewise.cli import serve as serve_cli
 from sharewise.cli import share as share_cli
 from sharewise.cli import workflow as workflow_cli
 from sharewise.cli.console import StatePack, handles_errors, out, settings_for, state
@@ -54,6 +55,7 @@ package_app.command("verify")(share_cli.verify)
 app.add_typer(package_app, name="package")
 app.add_typer(link_cli.link_app, name="link")
 app.add_typer(link_cli.pprl_app, name="pprl")
+app.command("serve")(serve_cli.serve)
 
 
 @app.callback()

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError, NotFoundError, Problem
 from sharewise.domain.events import AuditEvent
 from sharewise.store.accounts_schema import accounts, api_tokens, idempotency_keys
+from sharewise.store.schema import users
 from sharewise.wiring import Control
 from sharewise.workflow.access import User
 from sharewise.workflow.store import SqlWorkflowStore
@@ -34,13 +35,17 @@ PRIVILEGED_ROLES = frozenset({"administrator", "approver", "legal_reviewer", "se
 TOKEN_PREFIX = "sw_"
 
 USERS = SqlWorkflowStore()
-HASHER = PasswordHasher()  # argon2id with RFC 9106's second recommended parameters (t=3, m=64 MiB, p=4)
+# argon2id with RFC 9106's second recommended parameters (t=3, m=64 MiB, p=4); one slot so tests can swap it.
+_HASHERS = [PasswordHasher()]
 
 
 def use_hasher(hasher: PasswordHasher) -> None:
     """Replace the password hasher (tests use cheaper parameters)."""
-    global HASHER
-    HASHER = hasher
+    _HASHERS[0] = hasher
+
+
+def _hasher() -> PasswordHasher:
+    return _HASHERS[0]
 
 
 @lru_cache(maxsize=1)
@@ -124,15 +129,26 @@ class NewAccount:
     totp_secret: str | None
 
     def provisioning_uri(self, issuer: str = "sharewise") -> str | None:
-        return pyotp.TOTP(self.totp_secret).provisioning_uri(self.user_id, issuer) if self.totp_secret else None
+        return (
+            pyotp.TOTP(self.totp_secret).provisioning_uri(name=self.user_id, issuer_name=issuer)
+            if self.totp_secret
+            else None
+        )
 
 
 def _bootstrapping(conn: Connection) -> bool:
     return conn.execute(select(accounts.c.user_id).limit(1)).first() is None
 
 
+def _agency_has_accounts(conn: Connection, agency_id: str) -> bool:
+    query = (
+        select(accounts.c.user_id).join(users, users.c.id == accounts.c.user_id).where(users.c.agency_id == agency_id)
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def create_account(control: Control, actor_id: str | None, user_id: str, password: str) -> NewAccount:
-    """Give a directory user a password (administrators; anyone while no account exists, to bootstrap).
+    """Give a directory user a password (administrators of the user's agency; anyone while no account exists).
 
     Privileged users get a TOTP secret, which they must use from their first sign-in on.
     """
@@ -142,7 +158,8 @@ def create_account(control: Control, actor_id: str | None, user_id: str, passwor
         if actor is not None and not actor.has("administrator"):
             raise AccessDeniedError(f"{actor.id} may not create accounts: the administrator role is needed")
         user = USERS.user(conn, user_id)
-        if actor is not None and actor.agency_id != user.agency_id:
+        if actor is not None and actor.agency_id != user.agency_id and _agency_has_accounts(conn, user.agency_id):
+            # Another agency's first account may be set up by any administrator; after that, its own.
             raise AccessDeniedError(f"{actor.id} may not create accounts for another agency")
         problems = password_problems(password, (user.id, user.name, "sharewise"))
         if problems:
@@ -153,7 +170,7 @@ def create_account(control: Control, actor_id: str | None, user_id: str, passwor
         conn.execute(
             insert(accounts).values(
                 user_id=user_id,
-                password_hash=HASHER.hash(_normalize(password)),
+                password_hash=_hasher().hash(_normalize(password)),
                 totp_secret=secret,
                 failed_attempts=0,
                 locked_until=None,
@@ -176,7 +193,7 @@ def change_password(control: Control, user_id: str, current: str, new: str) -> N
         conn.execute(
             update(accounts)
             .where(accounts.c.user_id == user_id)
-            .values(password_hash=HASHER.hash(_normalize(new)), password_changed_at=control.trail.clock())
+            .values(password_hash=_hasher().hash(_normalize(new)), password_changed_at=control.trail.clock())
         )
         _audit(control, conn, "password-changed", user_id, user_id, user.agency_id)
 
@@ -200,7 +217,7 @@ def authenticate(control: Control, user_id: str, password: str, totp_code: str |
     with control.store.transaction() as conn:
         row = conn.execute(select(accounts).where(accounts.c.user_id == user_id)).first()
         if row is None:
-            HASHER.hash("timing-equalizer")  # as slow as a real check, so user names cannot be probed
+            _hasher().hash("timing-equalizer")  # as slow as a real check, so user names cannot be probed
             _audit(control, conn, "sign-in-failed", "anonymous", "unknown", outcome="failure")
             failure = SIGN_IN_FAILED
         else:
@@ -211,7 +228,7 @@ def authenticate(control: Control, user_id: str, password: str, totp_code: str |
                 failure = "sign-in failed: the account is locked after repeated failures; try again later"
             else:
                 try:
-                    ok = HASHER.verify(row.password_hash, _normalize(password[: MAX_LENGTH * 4]))
+                    ok = _hasher().verify(row.password_hash, _normalize(password[: MAX_LENGTH * 4]))
                 except (VerificationError, InvalidHashError):
                     ok = False
                 if ok and check_totp and row.totp_secret:
@@ -221,8 +238,8 @@ def authenticate(control: Control, user_id: str, password: str, totp_code: str |
                 failure = None if ok else SIGN_IN_FAILED
             if failure is None:
                 values: dict[str, Any] = {"failed_attempts": 0, "locked_until": None}
-                if HASHER.check_needs_rehash(row.password_hash):
-                    values["password_hash"] = HASHER.hash(_normalize(password))
+                if _hasher().check_needs_rehash(row.password_hash):
+                    values["password_hash"] = _hasher().hash(_normalize(password))
                 conn.execute(update(accounts).where(accounts.c.user_id == user_id).values(**values))
                 _audit(control, conn, "signed-in", user_id, user_id, user.agency_id)
             else:
@@ -316,7 +333,14 @@ def revoke_token(control: Control, actor_id: str, token_id: str) -> None:
         if row.user_id != actor.id and not (actor.has("administrator") and actor.agency_id == row.agency_id):
             raise AccessDeniedError(f"{actor.id} may not revoke this token")
         conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=control.trail.clock()))
+        _token_cache.pop(row.token_sha256, None)
         _audit(control, conn, "api-token-revoked", actor.id, token_id, actor.agency_id)
+
+
+# Verified tokens, briefly: a machine client's every call need not open a store transaction.
+# Revoking a token clears this process's cache at once; other processes see it within TOKEN_CACHE_TTL.
+TOKEN_CACHE_TTL = dt.timedelta(seconds=5)
+_token_cache: dict[str, tuple[dt.datetime, User]] = {}
 
 
 def user_for_token(control: Control, secret: str) -> User:
@@ -325,6 +349,17 @@ def user_for_token(control: Control, secret: str) -> User:
         raise AccessDeniedError("invalid API token")
     now = control.trail.clock()
     digest = _digest(secret)
+    cached = _token_cache.get(digest)
+    if cached is not None and now - cached[0] < TOKEN_CACHE_TTL:
+        return cached[1]
+    user = _user_for_digest(control, digest, now)
+    if len(_token_cache) > 10_000:
+        _token_cache.clear()
+    _token_cache[digest] = (now, user)
+    return user
+
+
+def _user_for_digest(control: Control, digest: str, now: dt.datetime) -> User:
     with control.store.transaction() as conn:
         row = conn.execute(select(api_tokens).where(api_tokens.c.token_sha256 == digest)).first()
         if row is None or not hmac.compare_digest(row.token_sha256, digest):

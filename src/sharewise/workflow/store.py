@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from sharewise.domain.errors import InvalidStateError, NotFoundError
 from sharewise.store.schema import agencies, request_steps, sharing_requests, user_roles, users
@@ -105,23 +105,9 @@ class SqlWorkflowStore:
         steps = conn.execute(
             select(request_steps).where(request_steps.c.request_id == request_id).order_by(request_steps.c.id)
         ).all()
-        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.UTC)
-        return SharingRequestRecord(
-            id=row.id,
-            agency_id=row.agency_id,
-            recipient_agency_id=row.recipient_agency_id,
-            title=row.title,
-            use_case=row.use_case,
-            vision=row.vision,
-            request=json.loads(row.request),
-            state=row.state,
-            created_by=row.created_by,
-            created_at=created,
-            determination=json.loads(row.determination) if row.determination else None,
-            agreement_id=row.agreement_id,
-            version=int(row.version),
-            initiative_id=row.initiative_id,
-            steps=tuple(
+        return _record(
+            row,
+            tuple(
                 Step(
                     s.step,
                     s.decision,
@@ -135,14 +121,26 @@ class SqlWorkflowStore:
         )
 
     def list(
-        self, conn: Connection, states: tuple[str, ...] | None = None, agency_ids: set[str] | None = None
+        self,
+        conn: Connection,
+        states: tuple[str, ...] | None = None,
+        agency_ids: set[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[SharingRequestRecord]:
-        query = select(sharing_requests.c.id).order_by(sharing_requests.c.created_at)
+        """Requests in one query (without their steps; `get` one for its history), oldest first."""
+        query = select(sharing_requests).order_by(sharing_requests.c.created_at, sharing_requests.c.id)
         if states:
             query = query.where(sharing_requests.c.state.in_(states))
-        ids = [r.id for r in conn.execute(query)]
-        records = [self.get(conn, i) for i in ids]
-        return [r for r in records if agency_ids is None or r.agencies & agency_ids]
+        if agency_ids is not None:
+            query = query.where(
+                or_(
+                    sharing_requests.c.agency_id.in_(agency_ids), sharing_requests.c.recipient_agency_id.in_(agency_ids)
+                )
+            )
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        return [_record(row, ()) for row in conn.execute(query)]
 
     def add_step(self, conn: Connection, request_id: str, step: Step) -> None:
         conn.execute(
@@ -170,3 +168,24 @@ class SqlWorkflowStore:
         )
         if result.rowcount != 1:
             raise InvalidStateError(f"request '{record.id}' was changed by someone else; reload and try again")
+
+
+def _record(row: Any, steps: tuple[Step, ...]) -> SharingRequestRecord:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.UTC)
+    return SharingRequestRecord(
+        id=row.id,
+        agency_id=row.agency_id,
+        recipient_agency_id=row.recipient_agency_id,
+        title=row.title,
+        use_case=row.use_case,
+        vision=row.vision,
+        request=json.loads(row.request),
+        state=row.state,
+        created_by=row.created_by,
+        created_at=created,
+        determination=json.loads(row.determination) if row.determination else None,
+        agreement_id=row.agreement_id,
+        version=int(row.version),
+        steps=steps,
+        initiative_id=row.initiative_id,
+    )

@@ -1,0 +1,212 @@
+"""Benchmark the web app and the API on SQLite: p95 page render time and determinations per second.
+
+A store is seeded with sharing requests and audit records; uvicorn serves the app on loopback and a
+thread pool of httpx clients drives it. In-process `evaluate` is measured in the same run for comparison.
+
+    uv run python bench/bench_api.py [--requests 10000] [--audit 100000] [--seconds 10] [--append docs/performance.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from argon2 import PasswordHasher
+
+from sharewise.cli.serve import DEMO_PASSWORD, load_demo
+from sharewise.domain.events import AuditEvent
+from sharewise.policy.evaluate import evaluate
+from sharewise.policy.request_parse import parse_request
+from sharewise.services import accounts
+from sharewise.wiring import Settings, control_for, law_for
+from sharewise.workflow.store import SharingRequestRecord, SqlWorkflowStore
+
+REQUEST = {
+    "source": {"program": "snap"},
+    "recipient": {"kind": "state_or_local_agency", "program": "tanf"},
+    "purpose": "eligibility_determination",
+    "data": ["identity", "contact", "eligibility_and_benefits"],
+    "form": "identified",
+}
+
+
+SERVER = """
+import uvicorn
+from argon2 import PasswordHasher
+from sharewise.api.app import create_app
+from sharewise.services import accounts
+from sharewise.wiring import Settings
+accounts.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+uvicorn.run(create_app(Settings.from_env(), session_secret="bench", secure_cookies=False),
+            host="127.0.0.1", port={port}, log_level="warning", access_log=False)
+"""
+
+
+def seed(control: object, requests: int, audit: int) -> str:
+    """Bulk-insert requests and audit records (through the stores, in batches); return one request id."""
+    store = SqlWorkflowStore()
+    now = dt.datetime.now(dt.UTC)
+    first = ""
+    batch = 1000
+    for start in range(0, max(requests, audit), batch):
+        with control.store.transaction() as conn:  # type: ignore[attr-defined]
+            for i in range(start, min(start + batch, requests)):
+                request_id = f"r-bench-{i:06d}-{secrets.token_hex(2)}"
+                first = first or request_id
+                store.create(
+                    conn,
+                    SharingRequestRecord(
+                        request_id,
+                        "lakeview-dhs",
+                        None,
+                        f"Bench {i}",
+                        "benchmark",
+                        None,
+                        REQUEST,
+                        "draft",
+                        "rosa",
+                        now,
+                        None,
+                        None,
+                        1,
+                        (),
+                    ),
+                )
+            for i in range(start, min(start + batch, audit)):
+                control.trail.append(  # type: ignore[attr-defined]
+                    conn, AuditEvent("bench-recorded", "system", "benchmark", str(i), source="system")
+                )
+    return first
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[18] if len(samples) >= 20 else max(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--audit", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--renders", type=int, default=60)
+    parser.add_argument("--append", type=Path, default=None, help="Append the results as a section to this file.")
+    args = parser.parse_args()
+
+    accounts.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))  # sign-in is not measured
+    tmp = Path(tempfile.mkdtemp(prefix="sharewise-bench-api-"))
+    settings = Settings(data_dir=tmp / "data", key_dir=tmp / "keys", cache_dir=None)
+    control = control_for(settings)
+    law = law_for(settings)
+    load_demo(control, law)
+    t0 = time.perf_counter()
+    request_id = seed(control, args.requests, args.audit)
+    seeding = time.perf_counter() - t0
+    token = accounts.issue_token(control, "rosa", {"requester"}, "bench").secret
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    # The server runs in its own process, so the load generator does not share its interpreter lock.
+    env = {**os.environ, "SHAREWISE_DATA_DIR": str(settings.data_dir), "SHAREWISE_KEY_DIR": str(settings.key_dir)}
+    env["SHAREWISE_CACHE_DIR"] = "off"
+    server = subprocess.Popen([sys.executable, "-c", SERVER.format(port=port)], env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        assert server.poll() is None, "the server process ended"
+        try:
+            httpx.get(base + "/sign-in")
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+    # Page renders, signed in as a requester.
+    web = httpx.Client(base_url=base, timeout=300)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/sign-in").text)
+    assert csrf
+    web.post("/sign-in", data={"csrf_token": csrf.group(1), "username": "rosa", "password": DEMO_PASSWORD})
+    pages = {
+        "interview (with determination)": "/interview?source=snap&kind=state_or_local_agency&rprogram=tanf&purpose=eligibility_determination&data=identity",
+        "request detail": f"/requests/{request_id}",
+        "law library": "/law",
+        "dashboard (queue)": "/",
+        "requests list (all of the agency)": "/requests",
+    }
+    renders: dict[str, float] = {}
+    for name, path in pages.items():
+        samples = []
+        count = args.renders if "list" not in name and "dashboard" not in name else 3  # slow at scale: few samples
+        for _ in range(count):
+            t = time.perf_counter()
+            r = web.get(path)
+            samples.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, (path, r.status_code)
+        renders[name] = p95(samples)
+
+    # Determinations through the API from a loopback load generator.
+    headers = {"Authorization": f"Bearer {token}"}
+    stop = time.perf_counter() + args.seconds
+    done = [0] * args.workers
+
+    def drive(k: int) -> None:
+        with httpx.Client(base_url=base, headers=headers) as client:
+            while time.perf_counter() < stop:
+                r = client.post("/api/v1/determinations", json={"request": REQUEST})
+                assert r.status_code == 200
+                done[k] += 1
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(args.workers) as pool:
+        list(pool.map(drive, range(args.workers)))
+    api_rate = sum(done) / (time.perf_counter() - t)
+    server.terminate()
+    server.wait(10)
+
+    parsed = parse_request(REQUEST, law.vocabulary)
+    today = dt.date.today()
+    n = 0
+    t = time.perf_counter()
+    while time.perf_counter() - t < 3:
+        evaluate(law, parsed, today)
+        n += 1
+    local_rate = n / (time.perf_counter() - t)
+
+    lines = [
+        "",
+        f"## API and web pages (bench/bench_api.py, {dt.date.today().isoformat()})",
+        "",
+        f"SQLite (WAL, synchronous=FULL), {args.requests:,} sharing requests and {args.audit:,} audit records "
+        f"seeded in {seeding:.0f} s; uvicorn (one worker process) on loopback, load generator in another process; {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}.",
+        "",
+        "| measure | result | target |",
+        "|---|---|---|",
+    ]
+    for name, value in renders.items():
+        lines.append(f"| p95 page render: {name} | {value:.0f} ms | < 200 ms |")
+    lines.append(
+        f"| determinations/s through the API ({args.workers} client threads, {args.seconds:.0f} s) | {api_rate:.0f}/s | >= 500/s |"
+    )
+    lines.append(f"| determinations/s in process (`evaluate`, same run) | {local_rate:.0f}/s | |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.append:
+        with args.append.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The web application: server-rendered pages over the same services the CLI and API call."""

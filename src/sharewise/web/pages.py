@@ -1,0 +1,735 @@
+"""The web UI: server-rendered pages (Jinja2, USWDS, htmx) calling the same services as the CLI and API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from sharewise.api.context import AppContext
+from sharewise.api.problems import status_for
+from sharewise.api.routes import authority_json, rule_json, search_rules
+from sharewise.domain.consent import STATEMENTS, ConsentRecord, PersonIdentifiers, Revocation
+from sharewise.domain.determination import Determination
+from sharewise.domain.errors import AccessDeniedError, InvalidDataError, SharewiseError
+from sharewise.policy.request_parse import parse_request
+from sharewise.services import accounting as accounting_service
+from sharewise.services import accounts as accounts_service
+from sharewise.services import agreement_registry, law_library
+from sharewise.services import audit as audit_service
+from sharewise.services import consents as consent_service
+from sharewise.services import workflow as workflow_service
+from sharewise.services.determinations import determine
+from sharewise.workflow import process
+from sharewise.workflow.access import User
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+
+OUTCOME_LABELS = {
+    "permitted": "Permitted",
+    "permitted_with_conditions": "Permitted, with conditions",
+    "needs_facts": "More facts are needed",
+    "needs_consent": "Consent is needed",
+    "needs_legal_review": "Needs legal review",
+    "prohibited": "Not permitted",
+}
+OUTCOME_ALERT = {
+    "permitted": "success",
+    "permitted_with_conditions": "success",
+    "needs_facts": "info",
+    "needs_consent": "warning",
+    "needs_legal_review": "warning",
+    "prohibited": "error",
+}
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in user (or the session went idle)."""
+
+    def __init__(self, next_url: str, reason: str | None = None) -> None:
+        super().__init__(reason or "")
+        self.next_url = next_url
+        self.reason = reason
+
+
+def ctx(request: Request) -> AppContext:
+    context: AppContext = request.app.state.ctx
+    return context
+
+
+Ctx = Annotated[AppContext, Depends(ctx)]
+
+
+def _now(context: AppContext) -> dt.datetime:
+    return context.web.trail.clock()
+
+
+def current_user(request: Request) -> User:
+    """The signed-in user; a session idle longer than the timeout is ended."""
+    context = ctx(request)
+    session = request.session
+    uid = session.get("uid")
+    next_url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not uid:
+        raise SignInRequired(next_url)
+    seen = dt.datetime.fromisoformat(session.get("seen", "1970-01-01T00:00:00+00:00"))
+    now = _now(context)
+    if now - seen > request.app.state.idle_timeout:
+        session.clear()
+        raise SignInRequired(next_url, "Your session ended after 15 minutes without activity. Please sign in again.")
+    session["seen"] = now.isoformat()
+    try:
+        return accounts_service.user(context.web, str(uid))
+    except SharewiseError:
+        session.clear()
+        raise SignInRequired(next_url) from None
+
+
+Viewer = Annotated[User, Depends(current_user)]
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return str(token)
+
+
+def check_csrf(request: Request, token: str) -> None:
+    expected = request.session.get("csrf")
+    header = request.headers.get("x-csrf-token")
+    if not expected or not (
+        secrets.compare_digest(str(expected), token or "") or secrets.compare_digest(str(expected), header or "")
+    ):
+        raise AccessDeniedError("the form expired or did not come from this site; reload the page and try again")
+
+
+Csrf = Annotated[str, Form(alias="csrf_token")]
+
+
+def flash(request: Request, message: str, kind: str = "success") -> None:
+    request.session.setdefault("flash", []).append({"message": message, "kind": kind})
+
+
+def render(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+    context = ctx(request)
+    user = values.pop("user", None)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "user": user,
+            "csrf": csrf_token(request),
+            "flashes": request.session.pop("flash", []),
+            "law": context.law,
+            "labels": OUTCOME_LABELS,
+            "alerts": OUTCOME_ALERT,
+            **values,
+        },
+        status_code=status_code,
+    )
+
+
+def error_page(request: Request, exc: Exception) -> Response:
+    """An error as a page: the message and each problem's location, never a traceback or personal data."""
+    if isinstance(exc, SignInRequired):
+        if exc.reason:
+            flash(request, exc.reason, "warning")
+        return RedirectResponse(f"/sign-in?next={quote(exc.next_url)}", status_code=303)
+    if isinstance(exc, SharewiseError):
+        status, title = status_for(exc)
+        message, problems = exc.message, [str(p) for p in exc.problems]
+    elif isinstance(exc, RequestValidationError):
+        status, title, message = 422, "The form is incomplete", "some fields are missing or invalid"
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+    elif isinstance(exc, StarletteHTTPException):
+        status, title, message, problems = (
+            exc.status_code,
+            "Page not found" if exc.status_code == 404 else "Error",
+            str(exc.detail),
+            [],
+        )
+    else:
+        status, title, message, problems = 500, "Error", "something went wrong", []
+    return render(request, "error.html", status, title=title, message=message, problems=problems, user=None)
+
+
+# Sign-in -----------------------------------------------------------------------------------------
+
+
+def _safe_next(url: str | None) -> str:
+    # Only paths on this site: "//host" and "/\\host" would leave it.
+    return url if url and url.startswith("/") and not url.startswith(("//", "/\\")) else "/"
+
+
+@router.get("/sign-in")
+def sign_in_form(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "sign_in.html", next=_safe_next(next), error=None)
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    context: Ctx,
+    csrf: Csrf,
+    username: Annotated[str, Form(max_length=80)],
+    password: Annotated[str, Form(max_length=1024)],
+    code: Annotated[str, Form(max_length=12)] = "",
+    next: Annotated[str, Form(max_length=500)] = "/",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        user = accounts_service.authenticate(context.web, username.strip(), password, code or None)
+    except AccessDeniedError as exc:
+        return render(request, "sign_in.html", 401, next=_safe_next(next), error=exc.message)
+    request.session.clear()  # a new session on sign-in (no fixation)
+    request.session.update({"uid": user.id, "seen": _now(context).isoformat(), "csrf": secrets.token_urlsafe(32)})
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, csrf: Csrf) -> Response:
+    check_csrf(request, csrf)
+    request.session.clear()
+    flash(request, "You are signed out.")
+    return RedirectResponse("/sign-in", status_code=303)
+
+
+# Dashboard ---------------------------------------------------------------------------------------
+
+
+@router.get("/")
+def dashboard(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    queue = workflow_service.queue(context.web, user.id)
+    expiring = [a for a in agreement_registry.listing(context.web, 90)] if _reads_agreements(user) else []
+    return render(request, "dashboard.html", user=user, queue=queue, expiring=expiring)
+
+
+def _reads_agreements(user: User) -> bool:
+    return bool(user.roles & {"requester", "legal_reviewer", "approver", "administrator", "auditor"})
+
+
+# The guided interview ----------------------------------------------------------------------------
+
+
+def _interview_request(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The contract request the interview's answers describe, or None while the basics are missing."""
+    if not (params.get("source") and params.get("kind") and params.get("purpose") and params.get("data")):
+        return None
+    recipient: dict[str, Any] = {"kind": params["kind"]}
+    if params.get("rprogram"):
+        recipient["program"] = params["rprogram"]
+    raw: dict[str, Any] = {
+        "source": {"program": params["source"]},
+        "recipient": recipient,
+        "purpose": params["purpose"],
+        "data": params["data"],
+        "form": params.get("form") or "identified",
+    }
+    facts = {k: v == "yes" for k, v in params.get("facts", {}).items() if v in ("yes", "no")}
+    if facts:
+        raw["facts"] = facts
+    return raw
+
+
+def citation_links(context: AppContext) -> dict[str, str]:
+    links: dict[str, str] = {}
+    for authority in context.law.authorities:
+        for c in authority.citations:
+            if c.url:
+                links.setdefault(c.cite, c.url)
+        for rule in authority.rules:
+            for version in rule.versions:
+                for c in version.citations:
+                    if c.url:
+                        links.setdefault(c.cite, c.url)
+    return links
+
+
+@router.get("/interview")
+def interview(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    query = request.query_params
+    v = context.law.vocabulary
+    params: dict[str, Any] = {
+        "source": query.get("source") or None,
+        "kind": query.get("kind") or None,
+        "rprogram": query.get("rprogram") or None,
+        "purpose": query.get("purpose") or None,
+        "data": [d for d in query.getlist("data") if d],
+        "form": query.get("form") or "identified",
+        "facts": {k[5:]: val for k, val in query.items() if k.startswith("fact_")},
+    }
+    raw = _interview_request(params)
+    det: Determination | None = None
+    error: SharewiseError | None = None
+    if raw is not None:
+        try:
+            det = determine(context.law, raw, context.today())
+        except SharewiseError as exc:
+            error = exc
+    questions = []
+    if det is not None:
+        for q in det.questions:
+            fact = q.fact[6:] if q.fact.startswith("facts.") else None
+            questions.append({"fact": fact, "ask": q.ask, "answer": params["facts"].get(fact or "", "unknown")})
+    return render(
+        request,
+        "interview.html",
+        user=user,
+        v=v,
+        params=params,
+        det=det,
+        error=error,
+        questions=questions,
+        request_json=json.dumps(raw) if raw else "",
+        links=citation_links(context) if det else {},
+        doc_labels=v.documents,
+    )
+
+
+@router.post("/requests/new")
+def new_request(
+    request: Request,
+    context: Ctx,
+    user: Viewer,
+    csrf: Csrf,
+    request_json: Annotated[str, Form(max_length=20000)],
+    title: Annotated[str, Form(min_length=1, max_length=300)],
+    use_case: Annotated[str, Form(min_length=1, max_length=5000)],
+    recipient_agency: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        raw = json.loads(request_json)
+    except ValueError:
+        raise InvalidDataError("the interview's request was lost; start the interview again") from None
+    request_id = workflow_service.create_request(
+        context.web, context.law, user.id, title, use_case, raw, None, recipient_agency.strip() or None
+    )
+    flash(request, f"Sharing request {request_id} created as a draft.")
+    return RedirectResponse(f"/requests/{request_id}", status_code=303)
+
+
+# Law library ---------------------------------------------------------------------------------------
+
+
+@router.get("/law")
+def law_page(request: Request, context: Ctx, user: Viewer, q: str = "", authority: str = "") -> HTMLResponse:
+    rules = list(law_library.find_authority(context.law, authority).rules) if authority else context.law.all_rules()
+    found = [rule_json(r) for r in search_rules(list(rules), q[:200] or None)]
+    authorities = [authority_json(a) for a in context.law.authorities]
+    return render(request, "law.html", user=user, rules=found, authorities=authorities, q=q, authority=authority)
+
+
+@router.get("/law/rules/{rule_id}")
+def rule_page(rule_id: str, request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    rule = law_library.find_rule(context.law, rule_id)
+    cases = law_library.cases_for_rule(context.law, rule.id)
+    return render(request, "rule.html", user=user, rule=rule_json(rule), cases=cases)
+
+
+# Requests ----------------------------------------------------------------------------------------
+
+
+@router.get("/requests")
+def requests_page(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    return render(
+        request,
+        "requests.html",
+        user=user,
+        queue=workflow_service.queue(context.web, user.id),
+        everything=workflow_service.all_requests(context.web, user.id),
+    )
+
+
+def _actions(user: User, state: str) -> list[str]:
+    actions = []
+    if state == "draft" and user.has("requester"):
+        actions.append("submit")
+    if state in process.REVIEW_STAGES and user.has(process.REVIEW_STAGES[state][1]):
+        actions.append("review")
+    if state == "approval" and user.has("approver"):
+        actions.append("approve")
+    return actions
+
+
+@router.get("/requests/{request_id}")
+def request_page(request_id: str, request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    record = workflow_service.show(context.web, user.id, request_id)
+    stage = process.REVIEW_STAGES.get(record.state, (None,))[0]
+    return render(
+        request,
+        "request.html",
+        user=user,
+        record=record,
+        actions=_actions(user, record.state),
+        stage=stage,
+        links=citation_links(context) if record.determination else {},
+    )
+
+
+@router.post("/requests/{request_id}/submit")
+def submit_request(request_id: str, request: Request, context: Ctx, user: Viewer, csrf: Csrf) -> Response:
+    check_csrf(request, csrf)
+    return _act(
+        request,
+        request_id,
+        lambda: workflow_service.submit(context.web, user.id, request_id),
+        "Submitted for program review.",
+    )
+
+
+@router.post("/requests/{request_id}/review")
+def review_request(
+    request_id: str,
+    request: Request,
+    context: Ctx,
+    user: Viewer,
+    csrf: Csrf,
+    decision: Annotated[str, Form(pattern="^(approve|return|deny)$")],
+    comments: Annotated[str, Form(max_length=5000)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    return _act(
+        request,
+        request_id,
+        lambda: workflow_service.review(context.web, context.law, user.id, request_id, decision, comments or None),
+        "Your review is recorded.",
+    )
+
+
+@router.post("/requests/{request_id}/approve")
+def approve_request(
+    request_id: str,
+    request: Request,
+    context: Ctx,
+    user: Viewer,
+    csrf: Csrf,
+    decision: Annotated[str, Form(pattern="^(approve|return|deny)$")],
+    comments: Annotated[str, Form(max_length=5000)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    return _act(
+        request,
+        request_id,
+        lambda: workflow_service.approve(context.web, user.id, request_id, decision, comments or None),
+        "Your decision is recorded.",
+    )
+
+
+def _act(request: Request, request_id: str, action: Any, done: str) -> Response:
+    try:
+        action()
+        flash(request, done)
+    except (AccessDeniedError, InvalidDataError) as exc:
+        flash(request, exc.message + "".join(f" {p}" for p in exc.problems), "error")
+    except SharewiseError as exc:
+        flash(request, exc.message, "error")
+    return RedirectResponse(f"/requests/{request_id}", status_code=303)
+
+
+# Consents ----------------------------------------------------------------------------------------
+
+CONSENT_ROLES = frozenset({"requester", "data_steward", "auditor"})
+
+
+def _consent_user(user: User) -> None:
+    if not user.roles & CONSENT_ROLES:
+        raise AccessDeniedError(f"{user.id} may not work with consents")
+
+
+@router.get("/consents")
+def consents_page(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    _consent_user(user)
+    records = consent_service.list_consents(context.web, user.agency_id)
+    return render(
+        request,
+        "consents.html",
+        user=user,
+        records=records,
+        today=context.today(),
+        found=None,
+        v=context.law.vocabulary,
+    )
+
+
+@router.get("/consents/new")
+def consent_form(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    _consent_user(user)
+    return render(
+        request, "consent_new.html", user=user, v=context.law.vocabulary, statements=STATEMENTS, form={}, problems=[]
+    )
+
+
+def _consent_from_form(form: dict[str, Any]) -> dict[str, Any]:
+    def one(name: str) -> str | None:
+        value = form.get(name)
+        return str(value).strip() if value and str(value).strip() else None
+
+    recipient = {
+        k: v
+        for k, v in {
+            "kind": one("recipient_kind"),
+            "program": one("recipient_program"),
+            "name": one("recipient_name"),
+        }.items()
+        if v
+    }
+    signature = {
+        "signer": one("signer") or "person",
+        "name": one("signer_name"),
+        "signed_on": one("signed_on"),
+        "method": one("method"),
+    }
+    if one("relationship"):
+        signature["relationship"] = one("relationship")
+    return {
+        "person": {
+            "given_name": one("given_name"),
+            "family_name": one("family_name"),
+            "date_of_birth": one("date_of_birth"),
+        },
+        "person_is_minor": form.get("person_is_minor") == "yes",
+        "disclosers": [{"program": one("discloser_program")}],
+        "recipients": [recipient],
+        "data": form.get("data", []),
+        "information_description": one("information_description"),
+        "purposes": form.get("purposes", []),
+        "purpose_description": one("purpose_description"),
+        "effective": one("effective"),
+        "expiration": {k: v for k, v in {"date": one("expires_on"), "event": one("expires_event")}.items() if v},
+        "signatures": [signature],
+        "statements": form.get("statements", []),
+    }
+
+
+@router.post("/consents/new")
+async def consent_add(request: Request, context: Ctx, user: Viewer) -> Response:
+    if not user.roles & {"requester", "data_steward"}:
+        raise AccessDeniedError(f"{user.id} may not record consents")
+    submitted = await request.form()
+    check_csrf(request, str(submitted.get("csrf_token", "")))
+    form: dict[str, Any] = {k: submitted.get(k) for k in submitted if k not in ("data", "purposes", "statements")}
+    for many in ("data", "purposes", "statements"):
+        form[many] = [str(x) for x in submitted.getlist(many)]
+    problems: list[str] = []
+    try:
+        consent = ConsentRecord.model_validate({**_consent_from_form(form), "agency": user.agency_id})
+        consent_id = consent_service.add(context.web, context.law, consent, user.id, "consent")
+    except ValidationError as exc:
+        # Field paths and messages only: the values typed are not echoed in the messages.
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'])}: {'required' if e['type'] == 'missing' else e['msg']}"
+            for e in exc.errors(include_input=False)
+        ]
+    except InvalidDataError as exc:
+        problems = [exc.message, *(p.message for p in exc.problems)]
+    if problems:
+        form.pop("csrf_token", None)
+        return render(
+            request,
+            "consent_new.html",
+            422,
+            user=user,
+            v=context.law.vocabulary,
+            statements=STATEMENTS,
+            form=form,
+            problems=problems,
+        )
+    flash(request, f"Consent {consent_id} recorded.")
+    return RedirectResponse("/consents", status_code=303)
+
+
+@router.post("/consents/find")
+def consent_find(
+    request: Request,
+    context: Ctx,
+    user: Viewer,
+    csrf: Csrf,
+    given_name: Annotated[str, Form(max_length=100)],
+    family_name: Annotated[str, Form(max_length=100)],
+    date_of_birth: Annotated[dt.date, Form()],
+    source: Annotated[str, Form(max_length=80)],
+    kind: Annotated[str, Form(max_length=80)],
+    purpose: Annotated[str, Form(max_length=80)],
+    data: Annotated[list[str], Form()],
+) -> HTMLResponse:
+    check_csrf(request, csrf)
+    if not user.roles & {"requester", "data_steward"}:
+        raise AccessDeniedError(f"{user.id} may not look up consents")
+    person = PersonIdentifiers(given_name=given_name, family_name=family_name, date_of_birth=date_of_birth)
+    req = parse_request(
+        {"source": {"program": source}, "recipient": {"kind": kind}, "purpose": purpose, "data": data},
+        context.law.vocabulary,
+    )
+    found = consent_service.find(context.web, context.law, person, req, context.today(), user.id)
+    records = consent_service.list_consents(context.web, user.agency_id)
+    return render(
+        request,
+        "consents.html",
+        user=user,
+        records=records,
+        today=context.today(),
+        found=found,
+        v=context.law.vocabulary,
+    )
+
+
+@router.post("/consents/{consent_id}/revoke")
+def consent_revoke(
+    consent_id: str,
+    request: Request,
+    context: Ctx,
+    user: Viewer,
+    csrf: Csrf,
+    method: Annotated[str, Form(pattern="^(written|electronic|verbal)$")],
+    revoked_on: Annotated[dt.date, Form()],
+) -> Response:
+    check_csrf(request, csrf)
+    if not user.roles & {"requester", "data_steward"}:
+        raise AccessDeniedError(f"{user.id} may not revoke consents")
+    record = consent_service.show(context.web, consent_id, user.id)
+    if record.agency not in (None, user.agency_id):
+        raise AccessDeniedError(f"{user.id} may not revoke consents of another agency")
+    consent_service.revoke(
+        context.web, consent_id, Revocation(revoked_on=revoked_on, method=method, by=user.id), user.id
+    )
+    flash(request, f"Consent {consent_id} revoked.")
+    return RedirectResponse("/consents", status_code=303)
+
+
+# Agreements, audit, accounting ---------------------------------------------------------------------
+
+
+@router.get("/agreements")
+def agreements_page(request: Request, context: Ctx, user: Viewer, expiring: int | None = None) -> HTMLResponse:
+    if not _reads_agreements(user):
+        raise AccessDeniedError(f"{user.id} may not see agreements")
+    visible = {r.id for r in workflow_service.all_requests(context.web, user.id)}
+    records = [
+        r for r in agreement_registry.listing(context.web, expiring) if user.has("auditor") or r.request_id in visible
+    ]
+    return render(request, "agreements.html", user=user, records=records, expiring=expiring, today=context.today())
+
+
+@router.get("/agreements/{agreement_id}")
+def agreement_page(agreement_id: str, request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    if not _reads_agreements(user):
+        raise AccessDeniedError(f"{user.id} may not see agreements")
+    record = agreement_registry.show(context.web, agreement_id)
+    if record.request_id:
+        workflow_service.show(context.web, user.id, record.request_id)
+    elif not user.has("auditor"):
+        raise AccessDeniedError(f"{user.id} may not see this agreement")
+    return render(request, "agreement.html", user=user, record=record, today=context.today())
+
+
+AUDIT_ROLES = frozenset({"auditor", "administrator", "security_officer"})
+
+
+@router.get("/audit")
+def audit_page(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    if not user.roles & AUDIT_ROLES:
+        raise AccessDeniedError(f"{user.id} may not see the audit trail")
+    return render(request, "audit.html", user=user, report=None)
+
+
+@router.post("/audit/verify")
+def audit_verify(request: Request, context: Ctx, user: Viewer, csrf: Csrf) -> HTMLResponse:
+    check_csrf(request, csrf)
+    if not user.roles & AUDIT_ROLES:
+        raise AccessDeniedError(f"{user.id} may not verify the audit trail")
+    return render(request, "audit.html", user=user, report=audit_service.verify(context.web))
+
+
+ACCOUNTING_ROLES = frozenset({"data_steward", "auditor"})
+
+
+@router.get("/accounting")
+def accounting_form(request: Request, user: Viewer) -> HTMLResponse:
+    if not user.roles & ACCOUNTING_ROLES:
+        raise AccessDeniedError(f"{user.id} may not produce accountings")
+    return render(request, "accounting.html", user=user, acc=None)
+
+
+@router.post("/accounting")
+def accounting_page(
+    request: Request,
+    context: Ctx,
+    user: Viewer,
+    csrf: Csrf,
+    given_name: Annotated[str, Form(max_length=100)],
+    family_name: Annotated[str, Form(max_length=100)],
+    date_of_birth: Annotated[dt.date, Form()],
+    since: Annotated[dt.date | None, Form()] = None,
+) -> HTMLResponse:
+    check_csrf(request, csrf)
+    if not user.roles & ACCOUNTING_ROLES:
+        raise AccessDeniedError(f"{user.id} may not produce accountings")
+    person = PersonIdentifiers(given_name=given_name, family_name=family_name, date_of_birth=date_of_birth)
+    acc = accounting_service.accounting_for(context.web, context.law, person, since, user.id)
+    return render(request, "accounting.html", user=user, acc=acc)
+
+
+def interview_url(raw: dict[str, Any]) -> str:
+    """The interview page pre-filled with a request (used by links and tests)."""
+    pairs: list[tuple[str, str]] = [
+        ("source", raw["source"]["program"]),
+        ("kind", raw["recipient"]["kind"]),
+        ("purpose", raw["purpose"]),
+        *(("data", d) for d in raw["data"]),
+    ]
+    if raw["recipient"].get("program"):
+        pairs.append(("rprogram", raw["recipient"]["program"]))
+    for fact, value in raw.get("facts", {}).items():
+        pairs.append((f"fact_{fact}", "yes" if value else "no"))
+    return "/interview?" + urlencode(pairs)
+
+
+def mount_web(app: FastAPI, secret: str, secure_cookies: bool, idle_timeout: dt.timedelta) -> None:
+    """Add the pages, the static assets and the signed, HttpOnly, SameSite session cookie."""
+    app.state.idle_timeout = idle_timeout
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret,
+        session_cookie="sharewise_session",
+        max_age=12 * 3600,  # an absolute limit; the idle limit is checked on every page
+        same_site="lax",
+        https_only=secure_cookies,
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith("/api/v1/docs"):
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+            )
+        if request.url.path.startswith(("/api/", "/sign-in")) or "text/html" in response.headers.get(
+            "content-type", ""
+        ):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.add_exception_handler(SignInRequired, error_page)
