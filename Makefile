@@ -25,7 +25,7 @@ lint: bootstrap
 
 typecheck: bootstrap
 	$(UV) run mypy
-	$(UV) run lint-imports
+	$(UV) run lint-imports --no-cache
 
 test: bootstrap system-deps
 	$(UV) run pytest --cov --cov-branch --cov-report=term

@@ -33,12 +33,16 @@ def auditor() -> None:
     run("agency", "add", "dhs", "Lakeview DHS")
     run("user", "add", "ada", "--name", "Ada", "--agency", "dhs", "--roles", "administrator")
     run("user", "add", "aud", "--name", "Audrey", "--agency", "dhs", "--roles", "auditor", "--as", "ada")
+    run("user", "add", "rita", "--name", "Rita", "--agency", "dhs", "--roles", "requester", "--as", "ada")
+    run("user", "add", "stew", "--name", "Stew", "--agency", "dhs", "--roles", "data_steward", "--as", "ada")
 
 
 def test_consent_lifecycle_through_the_cli(tmp_path: Path) -> None:
     auditor()
     assert "valid" in run("consent", "validate", str(EXAMPLE))
-    consent_id = run("consent", "add", str(EXAMPLE), "--actor", "alice").split()[-1]
+    denied = runner.invoke(app, ["consent", "add", str(EXAMPLE), "--actor", "aud"])
+    assert denied.exit_code == 9  # an auditor may read consents, not record them
+    consent_id = run("consent", "add", str(EXAMPLE), "--actor", "rita").split()[-1]
     request = tmp_path / "request.yaml"
     request.write_text(
         "as_of: 2026-06-01\nsource: {program: sud_treatment}\n"
@@ -65,15 +69,18 @@ def test_consent_lifecycle_through_the_cli(tmp_path: Path) -> None:
         "sud_treatment_information",
         "--on",
         "2026-06-01",
+        "--actor",
+        "rita",
     )
     assert consent_id in found
-    shown = run("consent", "show", consent_id)
+    shown = run("consent", "show", consent_id, "--actor", "rita")
     assert "Ana Example" not in shown and "(sealed)" in shown
-    assert "Ana Example" in run("consent", "show", consent_id, "--reveal")
+    assert runner.invoke(app, ["consent", "show", consent_id, "--reveal", "--actor", "rita"]).exit_code == 9
+    assert "Ana Example" in run("consent", "show", consent_id, "--reveal", "--actor", "stew")
     export = tmp_path / "consent.fhir.json"
-    run("consent", "export-fhir", consent_id, "--out", str(export))
+    run("consent", "export-fhir", consent_id, "--out", str(export), "--actor", "stew")
     assert json.loads(export.read_text())["resourceType"] == "Consent"
-    run("consent", "revoke", consent_id, "--by", "Ana Example", "--on", "2026-07-01")
+    run("consent", "revoke", consent_id, "--by", "Ana Example", "--on", "2026-07-01", "--actor", "rita")
     assert "revoked" in run("consent", "list")
     later = run("check", str(request), "--as-of", "2026-08-01")
     assert "CONSENT REQUIRED" in later and "revoked on 2026-07-01" in later
@@ -117,7 +124,7 @@ def test_audit_verify_reports_tampering_with_exit_code_8(tmp_path: Path) -> None
 
 def test_audit_export_writes_records_and_the_public_key(tmp_path: Path) -> None:
     auditor()
-    run("consent", "add", str(EXAMPLE))
+    run("consent", "add", str(EXAMPLE), "--actor", "rita")
     target = tmp_path / "audit.jsonl"
     assert "exported" in run("audit", "export", str(target), "--as", "aud")
     lines = [json.loads(line) for line in target.read_text().splitlines()]

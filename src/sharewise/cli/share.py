@@ -116,6 +116,10 @@ def run(
     law = law_for(settings)
     definition = shares.read_share(share_file, law)
     control = control_for(settings)
+    from sharewise.services.authorization import SHARE_RUNNERS, authorize
+
+    with control.store.transaction() as conn:
+        authorize(conn, actor, SHARE_RUNNERS, "run shares")
     backend = open_backend(engine)
     progress = RichProgress()
     try:

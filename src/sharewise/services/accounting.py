@@ -18,6 +18,7 @@ from sharewise.domain.consent import PersonIdentifiers
 from sharewise.domain.events import AuditEvent
 from sharewise.policy.model import LawPack
 from sharewise.security.secrets import FileSecrets, keyed_token
+from sharewise.services.authorization import ACCOUNTING_READERS, authorize
 from sharewise.store.schema import disclosure_persons, disclosures
 from sharewise.wiring import Control
 
@@ -94,6 +95,7 @@ def accounting_for(
         .order_by(disclosures.c.at)
     )
     with control.store.transaction() as conn:
+        authorize(conn, actor, ACCOUNTING_READERS, "produce an accounting of disclosures")
         rows = conn.execute(query).all()
         for row in rows:
             at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)

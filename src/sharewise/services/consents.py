@@ -26,6 +26,7 @@ from sharewise.policy.request_parse import make_lookup
 from sharewise.policy.suggest import did_you_mean
 from sharewise.policy.yamlfile import YamlProblem, line_of, read_yaml
 from sharewise.security.secrets import FileSecrets
+from sharewise.services.authorization import CONSENT_READERS, CONSENT_WRITERS, IDENTIFIER_READERS, authorize
 from sharewise.wiring import Control
 
 
@@ -149,6 +150,7 @@ def add(control: Control, law: LawPack, consent: ConsentRecord, actor: str, labe
     store = registry(control)
     now = control.trail.clock()
     with control.store.transaction() as conn:
+        authorize(conn, actor, CONSENT_WRITERS, "record consents")
         consent_id = store.add(conn, consent, now)
         _audit(
             control,
@@ -164,6 +166,7 @@ def add(control: Control, law: LawPack, consent: ConsentRecord, actor: str, labe
 
 def show(control: Control, consent_id: str, actor: str, reveal: bool = False) -> ConsentRecord:
     with control.store.transaction() as conn:
+        authorize(conn, actor, IDENTIFIER_READERS if reveal else CONSENT_READERS, "see consents")
         record = registry(control).get(conn, consent_id, reveal=reveal)
         if reveal:
             _audit(control, conn, "consent-identifiers-revealed", actor, consent_id, {}, record.agency)
@@ -177,6 +180,7 @@ def list_consents(control: Control, agency: str | None = None) -> list[ConsentRe
 
 def revoke(control: Control, consent_id: str, revocation: Revocation, actor: str) -> ConsentRecord:
     with control.store.transaction() as conn:
+        authorize(conn, actor, CONSENT_WRITERS, "revoke consents")
         updated = registry(control).revoke(conn, consent_id, revocation)
         _audit(control, conn, "consent-revoked", actor, consent_id, {"method": revocation.method}, updated.agency)
     return updated
@@ -196,6 +200,7 @@ def find(
 ) -> FindResult:
     """Does a consent in force cover this person, recipient, purpose and data? Reveals no other consent."""
     with control.store.transaction() as conn:
+        authorize(conn, actor, CONSENT_WRITERS, "look up consents")
         candidates = registry(control).for_person(conn, person)
         result = FindResult(False, None, ["no consent in force covers this disclosure"])
         for consent in sorted(candidates, key=lambda c: c.effective, reverse=True):
@@ -242,6 +247,7 @@ def import_fhir(control: Control, law: LawPack, path: Path, actor: str) -> str:
 
 def export_fhir(control: Control, consent_id: str, actor: str) -> dict[str, Any]:
     with control.store.transaction() as conn:
+        authorize(conn, actor, IDENTIFIER_READERS, "export consents with identifiers")
         record = registry(control).get(conn, consent_id, reveal=True)
         _audit(control, conn, "consent-exported", actor, consent_id, {"format": "fhir-r4"}, record.agency)
     return fhir.to_fhir(record)
