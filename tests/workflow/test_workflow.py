@@ -231,3 +231,12 @@ def test_an_initiative_tracks_the_toolkit_steps_and_groups_requests(control: Con
         initiatives.parse_proposal({"name": "x", "vision": "short", "agencies": [], "sponsors": []}, "bad.yaml")
     with pytest.raises(InvalidDataError, match="unknown step"):
         initiatives.update_step(control, "paul", iid, "celebrate")
+
+
+def test_request_lists_come_in_pages(control: Control, law: LawPack) -> None:
+    ids = [wf.create_request(control, law, "rita", f"t{i}", "use case", SNAP_TO_TANF) for i in range(5)]
+    first = wf.all_requests(control, "rita", limit=2)
+    second = wf.all_requests(control, "rita", limit=2, offset=2)
+    paged = [r.id for r in first + second]
+    assert len(set(paged)) == 4 and set(paged) <= set(ids)  # two pages, no overlap
+    assert len(wf.queue(control, "rita", limit=3)) == 3

@@ -321,8 +321,8 @@ def show(control: Control, actor_id: str, request_id: str) -> SharingRequestReco
         return record
 
 
-def queue(control: Control, actor_id: str) -> list[SharingRequestRecord]:
-    """The requests waiting for something this person may do, in their agency."""
+def queue(control: Control, actor_id: str, limit: int | None = None, offset: int = 0) -> list[SharingRequestRecord]:
+    """The requests waiting for something this person may do, in their agency (a page of them with limit)."""
     with control.store.transaction() as conn:
         actor = STORE.user(conn, actor_id)
         states = [s for r in actor.roles if (s := process.stage_for_role(r))]
@@ -330,11 +330,13 @@ def queue(control: Control, actor_id: str) -> list[SharingRequestRecord]:
             states += ["approval", "agreement_pending"]
         if actor.has("requester"):
             states.append("draft")
-        return STORE.list(conn, tuple(states), {actor.agency_id}) if states else []
+        return STORE.list(conn, tuple(states), {actor.agency_id}, limit, offset) if states else []
 
 
-def all_requests(control: Control, actor_id: str) -> list[SharingRequestRecord]:
-    """Every request of the person's agency (auditors: all)."""
+def all_requests(
+    control: Control, actor_id: str, limit: int | None = None, offset: int = 0
+) -> list[SharingRequestRecord]:
+    """Every request of the person's agency (auditors: all); a page of them with limit."""
     with control.store.transaction() as conn:
         actor = STORE.user(conn, actor_id)
-        return STORE.list(conn, None, None if actor.has("auditor") else {actor.agency_id})
+        return STORE.list(conn, None, None if actor.has("auditor") else {actor.agency_id}, limit, offset)

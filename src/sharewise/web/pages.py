@@ -215,7 +215,7 @@ def sign_out(request: Request, csrf: Csrf) -> Response:
 
 @router.get("/")
 def dashboard(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
-    queue = workflow_service.queue(context.web, user.id)
+    queue = workflow_service.queue(context.web, user.id, limit=PAGE_SIZE)
     expiring = [a for a in agreement_registry.listing(context.web, 90)] if _reads_agreements(user) else []
     return render(request, "dashboard.html", user=user, queue=queue, expiring=expiring)
 
@@ -346,14 +346,23 @@ def rule_page(rule_id: str, request: Request, context: Ctx, user: Viewer) -> HTM
 # Requests ----------------------------------------------------------------------------------------
 
 
+PAGE_SIZE = 50  # rows per list page: pages stay fast however many requests an agency has
+
+
 @router.get("/requests")
-def requests_page(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+def requests_page(request: Request, context: Ctx, user: Viewer, page: int = 1) -> HTMLResponse:
+    page = max(page, 1)
+    offset = (page - 1) * PAGE_SIZE
+    queue = workflow_service.queue(context.web, user.id, limit=PAGE_SIZE + 1, offset=offset)
+    everything = workflow_service.all_requests(context.web, user.id, limit=PAGE_SIZE + 1, offset=offset)
     return render(
         request,
         "requests.html",
         user=user,
-        queue=workflow_service.queue(context.web, user.id),
-        everything=workflow_service.all_requests(context.web, user.id),
+        queue=queue[:PAGE_SIZE],
+        everything=everything[:PAGE_SIZE],
+        page=page,
+        has_next=len(queue) > PAGE_SIZE or len(everything) > PAGE_SIZE,
     )
 
 
