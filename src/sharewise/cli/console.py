@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from sharewise.domain.errors import SharewiseError
 from sharewise.wiring import Settings
@@ -68,3 +70,20 @@ def handles_errors(fn: F) -> F:
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class RichProgress:
+    """Long steps as Rich spinners with elapsed time, on standard error."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=False
+        )
+
+    @contextlib.contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        task = self.progress.add_task(escape(description), total=None)
+        try:
+            yield
+        finally:
+            self.progress.update(task, total=1, completed=1)

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sharewise.cli.console import err, escape, handles_errors, out, settings_for
+from sharewise.cli.console import RichProgress, escape, handles_errors, out, settings_for
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.domain.events import AuditSink
 from sharewise.linkage.link import LinkOptions
@@ -34,23 +33,6 @@ Threshold = Annotated[float, typer.Option("--threshold", min=0.0, max=1.0, help=
 Actor = Annotated[str, typer.Option("--actor", help="Who runs it (for the audit trail).")]
 NoAudit = Annotated[bool, typer.Option("--no-audit", help="Do not record the run in the audit trail.")]
 DayFirst = Annotated[bool, typer.Option("--dayfirst", help="Read ambiguous dates as day/month/year.")]
-
-
-class RichProgress:
-    """Long steps as Rich spinners with elapsed time, on standard error."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=False
-        )
-
-    @contextlib.contextmanager
-    def step(self, description: str) -> Iterator[None]:
-        task = self.progress.add_task(escape(description), total=None)
-        try:
-            yield
-        finally:
-            self.progress.update(task, total=1, completed=1)
 
 
 def _mapping(path: Path | None, flags: list[str] | None) -> ColumnMapping | None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from sharewise.cli.console import StatePack, err, escape, handles_errors, out, settings_for
+from sharewise.cli.console import RichProgress, StatePack, escape, handles_errors, out, settings_for
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.pipeline.backend import Backend
 from sharewise.pipeline.synth import PROGRAMS, generate
@@ -31,23 +28,6 @@ ENGINES = ("duckdb", "spark")
 @dictionary_app.callback()
 def dictionary_main() -> None:
     """Data dictionaries: what each source field is."""
-
-
-class RichProgress:
-    """Long steps as Rich spinners with elapsed time, on standard error."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=False
-        )
-
-    @contextlib.contextmanager
-    def step(self, description: str) -> Iterator[None]:
-        task = self.progress.add_task(escape(description), total=None)
-        try:
-            yield
-        finally:
-            self.progress.update(task, total=1, completed=1)
 
 
 def open_backend(engine: str) -> Backend:

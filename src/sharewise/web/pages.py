@@ -465,6 +465,11 @@ def _consent_user(user: User) -> None:
 @router.get("/consents")
 def consents_page(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
     _consent_user(user)
+    return _consents(request, context, user, None)
+
+
+def _consents(request: Request, context: AppContext, user: User, found: Any) -> HTMLResponse:
+    """The consents page: the agency's consents, and the answer to a look-up when there is one."""
     records = consent_service.list_consents(context.web, user.agency_id)
     return render(
         request,
@@ -472,7 +477,7 @@ def consents_page(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
         user=user,
         records=records,
         today=context.today(),
-        found=None,
+        found=found,
         v=context.law.vocabulary,
     )
 
@@ -587,16 +592,7 @@ def consent_find(
         context.law.vocabulary,
     )
     found = consent_service.find(context.web, context.law, person, req, context.today(), user.id)
-    records = consent_service.list_consents(context.web, user.agency_id)
-    return render(
-        request,
-        "consents.html",
-        user=user,
-        records=records,
-        today=context.today(),
-        found=found,
-        v=context.law.vocabulary,
-    )
+    return _consents(request, context, user, found)
 
 
 @router.post("/consents/{consent_id}/revoke")
