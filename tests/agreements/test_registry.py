@@ -31,7 +31,7 @@ def control(store: Store, tmp_path: Path) -> Control:
     c = Control(store, trail, StoreAuditSink(store, trail), Settings(key_dir=tmp_path / "keys"))
     wf.add_agency(c, "dhs", "Lakeview County DHS", None)
     wf.add_user(c, "admin", "Admin", "dhs", {"administrator"}, None)
-    for uid, roles in [("rita", {"requester"}), ("alex", {"approver"}), ("bea", {"approver"})]:
+    for uid, roles in [("rita", {"requester"}), ("alex", {"approver"}), ("bea", {"approver"}), ("aud", {"auditor"})]:
         wf.add_user(c, uid, uid.title(), "dhs", roles, "admin")
     return c
 
@@ -59,7 +59,7 @@ def test_an_agreement_goes_from_draft_to_active_with_both_signatures(
         reg.sign(control, "alex", aid, "recipient")  # one person cannot sign for both parties
     assert reg.sign(control, "bea", aid, "recipient") == "signed"
     reg.activate(control, "alex", aid)
-    record = reg.show(control, aid)
+    record = reg.show(control, "aud", aid)
     assert record.state == "active" and record.document_sha256 is not None
     assert [e.event for e in record.events] == ["drafted", "submitted_for_review", "signed", "signed", "activated"]
 
@@ -76,7 +76,7 @@ def test_amendments_keep_before_and_after(control: Control, law: LawPack, tmp_pa
     with pytest.raises(InvalidDataError):
         reg.amend(control, "alex", aid, term_end=dt.date(2027, 1, 1), reason=" ")
     reg.amend(control, "alex", aid, authorized_users=[{"role": "analyst", "name": "Kim"}], reason="new analyst")
-    event = reg.show(control, aid).events[-1]
+    event = reg.show(control, "aud", aid).events[-1]
     before = len(yaml.safe_load(PARTIES.read_text()).get("authorized_users", []))
     assert event.event == "amended"
     assert event.details == {"reason": "new analyst", "authorized_users": {"before": before, "after": 1}}
@@ -101,7 +101,7 @@ def test_a_computer_matching_agreement_renews_once_only(control: Control, law: L
     parties_file = tmp_path / "parties.yaml"
     parties_file.write_text(yaml.safe_dump(parties))
     aid = drafted(control, law, tmp_path, parties_file, "computer_matching_agreement", request)
-    record = reg.show(control, aid)
+    record = reg.show(control, "aud", aid)
     assert record.max_renewals == 1
     reg.submit_for_review(control, "rita", aid)
     reg.sign(control, "alex", aid, "discloser")
@@ -119,11 +119,33 @@ def test_expiring_lists_active_agreements_ending_soon(control: Control, law: Law
     reg.sign(control, "alex", aid, "discloser")
     reg.sign(control, "bea", aid, "recipient")
     reg.activate(control, "alex", aid)
-    end = reg.show(control, aid).term_end
+    end = reg.show(control, "aud", aid).term_end
     days_left = (end - TODAY.date()).days
-    assert [r.id for r in reg.listing(control, days_left + 1)] == [aid]
-    assert reg.listing(control, max(days_left - 1, 0)) == []
+    assert [r.id for r in reg.listing(control, "aud", days_left + 1)] == [aid]
+    assert reg.listing(control, "aud", max(days_left - 1, 0)) == []
     reg.terminate(control, "alex", aid, "program ended")
-    assert reg.show(control, aid).state == "terminated"
+    assert reg.show(control, "aud", aid).state == "terminated"
     with pytest.raises(InvalidStateError):
         reg.amend(control, "alex", aid, term_end=end, reason="too late")
+
+
+def test_agreements_are_read_only_by_the_agencies_of_their_request_and_auditors(
+    control: Control, law: LawPack, tmp_path: Path
+) -> None:
+    wf.add_agency(control, "doe", "State Dept. of Education", "admin")
+    wf.add_user(control, "eve", "Eve", "doe", {"requester"}, "admin")
+    rid = wf.create_request(control, law, "rita", "t", "use case", yaml.safe_load(REQUEST.read_text()))
+    doc = tmp_path / "dsa.md"
+    doc.write_text("agreement text")
+    with_request = reg.record_draft(control, law, "rita", REQUEST, PARTIES, doc, None, rid)
+    without_request = drafted(control, law, tmp_path)
+    assert [r.id for r in reg.listing(control, "rita")] == [with_request]
+    assert reg.listing(control, "eve") == []
+    assert {r.id for r in reg.listing(control, "aud")} == {with_request, without_request}
+    assert reg.show(control, "rita", with_request).request_id == rid
+    with pytest.raises(AccessDeniedError, match="not a party"):
+        reg.show(control, "eve", with_request)
+    with pytest.raises(AccessDeniedError, match="not a party"):
+        reg.show(control, "rita", without_request)
+    with pytest.raises(AccessDeniedError, match="who is acting"):
+        reg.listing(control, None)

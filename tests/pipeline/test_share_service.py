@@ -11,13 +11,19 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sharewise.domain.errors import InvalidDataError, NotFoundError, NotPermittedError, StorageError
+from sharewise.audit.signing import CheckpointSigner
+from sharewise.audit.sink import StoreAuditSink
+from sharewise.audit.trail import AuditTrail
+from sharewise.domain.errors import AccessDeniedError, InvalidDataError, NotFoundError, NotPermittedError, StorageError
 from sharewise.domain.events import AuditEvent, DisclosureEvent
 from sharewise.pipeline.duckdb_backend import DuckDBBackend
 from sharewise.policy.model import LawPack
 from sharewise.security.keys import FileKeyProvider
-from sharewise.services import shares
+from sharewise.services import shares, workflow
+from sharewise.store.database import open_store
+from sharewise.wiring import Control, Settings
 from tests.conftest import POSTGRES_ADMIN
 from tests.pipeline.certs import make_recipient
 from tests.pipeline.data import HEADER, client_rows, write_clients
@@ -73,13 +79,40 @@ def setup(tmp_path: Path) -> dict[str, Any]:
     return {"dir": tmp_path, "share": share, "cert": cert, "key": key, "keys": keys}
 
 
-def run(setup: dict[str, Any], law: LawPack, sink: FakeSink, **changes: Any) -> shares.ShareResult:
+def control_in(directory: Path) -> Control:
+    store = open_store(f"sqlite:///{directory / 'sharewise.db'}")
+    trail = AuditTrail(now, CheckpointSigner(Ed25519PrivateKey.generate()))
+    return Control(store, trail, StoreAuditSink(store, trail), Settings(key_dir=directory / "keys"))
+
+
+def run(setup: dict[str, Any], law: LawPack, sink: FakeSink, actor: str = "u-7", **changes: Any) -> shares.ShareResult:
     definition = shares.parse_share({**setup["share"], **changes}, law, setup["dir"])
     backend = DuckDBBackend(threads=2)
+    control = control_in(setup["dir"])
     try:
-        return shares.run(definition, law, TODAY, backend, setup["keys"], sink, setup["dir"] / "out", now, actor="u-7")
+        return shares.run(
+            control, definition, law, TODAY, backend, setup["keys"], setup["dir"] / "out", actor, sink=sink
+        )
     finally:
         backend.close()
+        control.store.dispose()
+
+
+def test_only_data_stewards_run_shares_once_users_are_registered(setup: dict[str, Any], law: LawPack) -> None:
+    control = control_in(setup["dir"])
+    workflow.add_agency(control, "dhs", "Department of Human Services", None)
+    workflow.add_user(control, "admin", "Admin", "dhs", {"administrator"}, None)
+    workflow.add_user(control, "clerk", "Clerk", "dhs", {"requester"}, "admin")
+    workflow.add_user(control, "steward", "Steward", "dhs", {"data_steward"}, "admin")
+    control.store.dispose()
+    sink = FakeSink()
+    with pytest.raises(AccessDeniedError, match="run shares"):
+        run(setup, law, sink, actor="clerk")
+    with pytest.raises(AccessDeniedError, match="who is acting"):
+        run(setup, law, sink, actor="")
+    assert not sink.disclosures and not (setup["dir"] / "out").exists()
+    result = run(setup, law, sink, actor="steward")
+    assert result.extract.rows == 60 and sink.disclosures[0].share_id == "s-1"
 
 
 def test_an_approved_share_is_published_verified_and_disclosed(setup: dict[str, Any], law: LawPack) -> None:

@@ -57,14 +57,14 @@ def test_a_person_in_a_share_finds_it_in_their_accounting(store: Store, law: Law
     backend = DuckDBBackend(threads=2)
     try:
         result = shares.run(
+            control,
             definition,
             law,
             NOW.date(),
             backend,
             keys,
-            control.sink,
             tmp_path / "out",
-            lambda: NOW,
+            "steward",
             person_index_key=FileSecrets(keys_dir).key("person-index"),
         )
     finally:

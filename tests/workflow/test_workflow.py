@@ -222,7 +222,7 @@ def test_an_initiative_tracks_the_toolkit_steps_and_groups_requests(control: Con
     )
     iid = initiatives.create(control, "rita", proposal)
     initiatives.update_step(control, "paul", iid, "define_use_case", owner="Paul", status="done")
-    got = initiatives.get(control, iid)
+    got = initiatives.get(control, "paul", iid)
     assert [s.step for s in got.steps][:2] == ["define_use_case", "secure_leadership"] and len(got.steps) == 10
     assert got.steps[0].status == "done" and got.steps[0].done_on == dt.date(2026, 11, 25)
     rid = wf.create_request(control, law, "rita", "t", "use case", SNAP_TO_TANF, initiative_id=iid)
@@ -231,6 +231,33 @@ def test_an_initiative_tracks_the_toolkit_steps_and_groups_requests(control: Con
         initiatives.parse_proposal({"name": "x", "vision": "short", "agencies": [], "sponsors": []}, "bad.yaml")
     with pytest.raises(InvalidDataError, match="unknown step"):
         initiatives.update_step(control, "paul", iid, "celebrate")
+
+
+def test_initiatives_are_read_only_by_their_agencies_auditors_and_administrators(
+    control: Control, law: LawPack
+) -> None:
+    from sharewise.services import initiatives
+
+    wf.add_agency(control, "doe", "State Dept. of Education", "admin")
+    wf.add_user(control, "eve", "Eve", "doe", {"requester"}, "admin")
+    proposal = initiatives.parse_proposal(
+        {
+            "name": "DHS and DOL partnership",
+            "vision": "Employment services for families, coordinated across programs.",
+            "agencies": ["dhs", "dol"],
+            "sponsors": [{"name": "Director Kim", "agency": "dhs"}],
+        },
+        "initiative.yaml",
+    )
+    iid = initiatives.create(control, "rita", proposal)
+    assert [i for i, _ in initiatives.list_all(control, "otto")] == [iid]
+    assert initiatives.list_all(control, "eve") == []
+    assert [i for i, _ in initiatives.list_all(control, "aud")] == [iid]
+    with pytest.raises(AccessDeniedError, match="does not take part"):
+        initiatives.get(control, "eve", iid)
+    with pytest.raises(AccessDeniedError, match="who is acting"):
+        initiatives.get(control, None, iid)
+    assert initiatives.get(control, "admin", iid).name == "DHS and DOL partnership"
 
 
 def test_request_lists_come_in_pages(control: Control, law: LawPack) -> None:

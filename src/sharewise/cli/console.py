@@ -48,6 +48,13 @@ def acting_user(user: str | None) -> str:
     return who
 
 
+def reading_user(user: str | None) -> str | None:
+    """The user reading: --as, or SHAREWISE_USER, or nobody (enough while no users are registered)."""
+    import os
+
+    return user or os.environ.get("SHAREWISE_USER") or None
+
+
 def settings_for(state_pack: Path | None) -> Settings:
     """Settings from the environment, with a --state-pack option taking precedence."""
     settings = Settings.from_env()

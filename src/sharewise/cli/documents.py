@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sharewise.cli.console import StatePack, acting_user, err, escape, handles_errors, out, settings_for
+from sharewise.cli.console import StatePack, acting_user, err, escape, handles_errors, out, reading_user, settings_for
 from sharewise.services import documents as documents_service
 from sharewise.wiring import SystemClock, law_for
 
@@ -178,11 +178,11 @@ def agreement_terminate(
 
 @agreement_app.command("show")
 @handles_errors
-def agreement_show(agreement_id: str) -> None:
+def agreement_show(agreement_id: str, user: AsUser = None) -> None:
     """An agreement with its history."""
     import datetime as dt
 
-    r = _registry().show(_control(), agreement_id)
+    r = _registry().show(_control(), reading_user(user), agreement_id)
     out.print(f"[bold]{r.id}[/] {r.title} ({r.doc_type}) — {r.state_on(dt.date.today())}")
     out.print(
         f"  {r.discloser} -> {r.recipient}; term {r.effective} to {r.term_end}; renewals {r.renewals_used}/{r.max_renewals if r.max_renewals is not None else 'any'}"
@@ -202,8 +202,9 @@ def agreement_list(
     expiring: Annotated[
         str | None, typer.Option("--expiring", help="e.g. 60d: active agreements ending within 60 days.")
     ] = None,
+    user: AsUser = None,
 ) -> None:
-    """Registered agreements, or those expiring soon."""
+    """Registered agreements (those the acting user may see), or those expiring soon."""
     import datetime as dt
 
     from sharewise.domain.errors import InvalidDataError, Problem
@@ -213,7 +214,7 @@ def agreement_list(
         if not (expiring.endswith("d") and expiring[:-1].isdigit()):
             raise InvalidDataError("invalid option", [Problem("--expiring", "use a number of days such as 60d")])
         days = int(expiring[:-1])
-    records = _registry().listing(_control(), days)
+    records = _registry().listing(_control(), reading_user(user), days)
     for r in records:
         out.print(f"{r.id:16} {r.state_on(dt.date.today()):11} ends {r.term_end}  {r.title}")
     if not records:

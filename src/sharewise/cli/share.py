@@ -15,7 +15,7 @@ from sharewise.pipeline.synth import PROGRAMS, generate
 from sharewise.security.keys import FileKeyProvider
 from sharewise.security.secrets import FileSecrets
 from sharewise.services import shares
-from sharewise.wiring import Settings, SystemClock, UtcClock, control_for, law_for
+from sharewise.wiring import Settings, SystemClock, control_for, law_for
 
 app = typer.Typer(
     help="Execute approved shares: plan, run, verify packages, manage pseudonym keys.", no_args_is_help=True
@@ -96,24 +96,19 @@ def run(
     law = law_for(settings)
     definition = shares.read_share(share_file, law)
     control = control_for(settings)
-    from sharewise.services.authorization import SHARE_RUNNERS, authorize
-
-    with control.store.transaction() as conn:
-        authorize(conn, actor, SHARE_RUNNERS, "run shares")
     backend = open_backend(engine)
     progress = RichProgress()
     try:
         with progress.progress:
             result = shares.run(
+                control,
                 definition,
                 law,
                 SystemClock().today(),
                 backend,
                 _keys(settings),
-                control.sink,
                 out_dir,
-                UtcClock().now,
-                actor=actor,
+                actor,
                 progress=progress,
                 person_index_key=FileSecrets(settings.keys).key("person-index"),
             )

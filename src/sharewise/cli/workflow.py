@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sharewise.cli.console import acting_user, escape, handles_errors, out, settings_for
+from sharewise.cli.console import acting_user, escape, handles_errors, out, reading_user, settings_for
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.policy.yamlfile import YamlProblem, read_yaml
 from sharewise.services import workflow as service
@@ -217,11 +217,11 @@ def initiative_create(
 
 @initiative_app.command("show")
 @handles_errors
-def initiative_show(initiative_id: str) -> None:
+def initiative_show(initiative_id: str, user: As = None) -> None:
     """The initiative with its stakeholders and step checklist."""
     from sharewise.services import initiatives
 
-    i = initiatives.get(_control(), initiative_id)
+    i = initiatives.get(_control(), reading_user(user), initiative_id)
     out.print(f"[bold]{i.id}[/] {escape(i.name)}")
     out.print(f"  vision: {escape(i.vision)}")
     out.print(f"  agencies: {', '.join(i.agencies)}; sponsors: {', '.join(escape(s['name']) for s in i.sponsors)}")
@@ -239,11 +239,11 @@ def initiative_show(initiative_id: str) -> None:
 
 @initiative_app.command("list")
 @handles_errors
-def initiative_list() -> None:
-    """Every initiative."""
+def initiative_list(user: As = None) -> None:
+    """The initiatives of the acting user's agency (auditors and administrators: all)."""
     from sharewise.services import initiatives
 
-    for initiative_id, name in initiatives.list_all(_control()):
+    for initiative_id, name in initiatives.list_all(_control(), reading_user(user)):
         out.print(f"{initiative_id:14} {escape(name)}")
 
 

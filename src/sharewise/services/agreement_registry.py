@@ -15,6 +15,7 @@ from sharewise.domain.errors import AccessDeniedError, InvalidDataError, Invalid
 from sharewise.domain.events import AuditEvent
 from sharewise.policy.model import LawPack
 from sharewise.services import documents
+from sharewise.services.authorization import AGREEMENT_READERS, authorize
 from sharewise.services.determinations import determine, read_request
 from sharewise.wiring import Control
 from sharewise.workflow.access import User, require_any_role
@@ -220,16 +221,33 @@ def terminate(control: Control, actor_id: str, agreement_id: str, reason: str) -
         _audit(control, conn, "agreement-terminated", actor, agreement_id)
 
 
-def show(control: Control, agreement_id: str) -> AgreementRecord:
+def _in_scope(conn: Any, user: User, record: AgreementRecord) -> bool:
+    """An agreement is visible to people of the agencies of its request, and to auditors."""
+    if user.has("auditor"):
+        return True
+    if record.request_id is None:
+        return False
+    return user.agency_id in USERS.get(conn, record.request_id).agencies
+
+
+def show(control: Control, actor_id: str | None, agreement_id: str) -> AgreementRecord:
+    """One agreement with its history, for people of the agencies of its request and auditors."""
     with control.store.transaction() as conn:
-        return STORE.get(conn, agreement_id)
+        user = authorize(conn, actor_id, AGREEMENT_READERS, "read agreements")
+        record = STORE.get(conn, agreement_id)
+        if user is not None and not _in_scope(conn, user, record):
+            raise AccessDeniedError(f"{user.id} may not see agreement '{agreement_id}': their agency is not a party")
+        return record
 
 
-def listing(control: Control, expiring_within_days: int | None = None) -> list[AgreementRecord]:
-    """All agreements, or only active ones whose term ends within N days."""
+def listing(control: Control, actor_id: str | None, expiring_within_days: int | None = None) -> list[AgreementRecord]:
+    """The agreements the person may see (all, or only active ones whose term ends within N days)."""
     today = control.trail.clock().date()
     with control.store.transaction() as conn:
+        user = authorize(conn, actor_id, AGREEMENT_READERS, "read agreements")
         records = [STORE.get(conn, i) for i in STORE.ids(conn)]
+        if user is not None:
+            records = [r for r in records if _in_scope(conn, user, r)]
     if expiring_within_days is None:
         return records
     horizon = today + dt.timedelta(days=expiring_within_days)

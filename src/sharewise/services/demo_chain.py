@@ -139,15 +139,14 @@ def run_chain(
     backend = DuckDBBackend(threads=2)
     try:
         result = shares.run(
+            control,
             definition,
             law,
             today,
             backend,
             keys,
-            control.sink,
             workdir / "packages",
-            control.trail.clock,
-            actor="steward",
+            "steward",
             person_index_key=FileSecrets(settings.keys).key("person-index"),
         )
     finally:

@@ -13,8 +13,10 @@ from sqlalchemy import insert, select, update
 
 from sharewise.domain.errors import AccessDeniedError, InvalidDataError, NotFoundError, Problem
 from sharewise.domain.events import AuditEvent
+from sharewise.services.authorization import INITIATIVE_READERS, authorize
 from sharewise.store.schema import initiative_stakeholders, initiative_steps, initiatives
 from sharewise.wiring import Control
+from sharewise.workflow.access import User
 from sharewise.workflow.initiatives import STAKEHOLDER_GROUPS, STEP_IDS, STEP_STATUSES, STEPS
 from sharewise.workflow.store import SqlWorkflowStore
 
@@ -135,12 +137,22 @@ def create(control: Control, actor_id: str, proposal: InitiativeProposal) -> str
     return initiative_id
 
 
-def get(control: Control, initiative_id: str) -> Initiative:
+def _sees_all(user: User | None) -> bool:
+    return user is None or user.has("auditor") or user.has("administrator")
+
+
+def get(control: Control, actor_id: str | None, initiative_id: str) -> Initiative:
+    """An initiative, for people of its participating agencies, auditors and administrators."""
     titles = dict(STEPS)
     with control.store.transaction() as conn:
+        user = authorize(conn, actor_id, INITIATIVE_READERS, "read initiatives")
         row = conn.execute(select(initiatives).where(initiatives.c.id == initiative_id)).first()
         if row is None:
             raise NotFoundError(f"no initiative '{initiative_id}'")
+        if user is not None and not _sees_all(user) and user.agency_id not in json.loads(row.agencies):
+            raise AccessDeniedError(
+                f"{user.id} may not see initiative '{initiative_id}': their agency does not take part"
+            )
         result = Initiative(row.id, row.name, row.vision, json.loads(row.agencies), json.loads(row.sponsors))
         for s in conn.execute(
             select(initiative_stakeholders).where(initiative_stakeholders.c.initiative_id == initiative_id)
@@ -155,11 +167,15 @@ def get(control: Control, initiative_id: str) -> Initiative:
     return result
 
 
-def list_all(control: Control) -> list[tuple[str, str]]:
+def list_all(control: Control, actor_id: str | None) -> list[tuple[str, str]]:
+    """The initiatives the person's agency takes part in (auditors and administrators: all)."""
     with control.store.transaction() as conn:
+        user = authorize(conn, actor_id, INITIATIVE_READERS, "read initiatives")
+        rows = conn.execute(
+            select(initiatives.c.id, initiatives.c.name, initiatives.c.agencies).order_by(initiatives.c.created_at)
+        )
         return [
-            (r.id, r.name)
-            for r in conn.execute(select(initiatives.c.id, initiatives.c.name).order_by(initiatives.c.created_at))
+            (r.id, r.name) for r in rows if user is None or _sees_all(user) or user.agency_id in json.loads(r.agencies)
         ]
 
 
@@ -177,7 +193,7 @@ def update_step(
         raise InvalidDataError("unknown step", [Problem("step", f"use one of {', '.join(STEP_IDS)}")])
     if status is not None and status not in STEP_STATUSES:
         raise InvalidDataError("unknown status", [Problem("--status", f"use one of {', '.join(STEP_STATUSES)}")])
-    initiative = get(control, initiative_id)
+    initiative = get(control, actor_id, initiative_id)
     workflow = SqlWorkflowStore()
     with control.store.transaction() as conn:
         actor = workflow.user(conn, actor_id)

@@ -9,7 +9,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,9 @@ from sharewise.policy.model import LawPack
 from sharewise.security import package
 from sharewise.security.keys import KeyProvider, PseudonymKey, public_key_pem
 from sharewise.security.secrets import keyed_token
+from sharewise.services.authorization import SHARE_RUNNERS, authorize
 from sharewise.services.determinations import determine, parse_request_text, read_request
+from sharewise.wiring import Control
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _KEYS = (
@@ -303,25 +305,31 @@ def _manifest(
 
 
 def run(
+    control: Control,
     definition: ShareDefinition,
     law: LawPack,
     today: dt.date,
     backend: Backend,
     keys: KeyProvider,
-    sink: AuditSink,
     out_dir: Path,
-    now: Callable[[], dt.datetime],
-    actor: str = "system",
+    actor: str | None,
     progress: Progress | None = None,
     work_dir: Path | None = None,
     person_index_key: bytes | None = None,
+    sink: AuditSink | None = None,
 ) -> ShareResult:
     """Execute an approved share and publish its package; every outcome is audited, success as a disclosure.
 
-    The extract is staged in a private temporary directory and removed whatever happens. The
-    disclosure is recorded before the package is published, so if the audit write fails no
-    package appears; if publication then fails, a failure event follows the disclosure record.
+    Only data stewards run shares (anyone while the directory is empty). The extract is staged in
+    a private temporary directory and removed whatever happens. The disclosure is recorded before
+    the package is published, so if the audit write fails no package appears; if publication then
+    fails, a failure event follows the disclosure record. `sink` replaces the control's audit sink.
     """
+    with control.store.transaction() as conn:
+        user = authorize(conn, actor, SHARE_RUNNERS, "run shares")
+    actor = user.id if user else (actor or "single-user")
+    sink = sink if sink is not None else control.sink
+    now = control.trail.clock
     share_id = definition.share_id or f"{definition.agreement_id}-{today:%Y%m%d}-{secrets.token_hex(3)}"
     subject = _Subject(actor, share_id)
     try:

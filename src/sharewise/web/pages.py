@@ -216,7 +216,7 @@ def sign_out(request: Request, csrf: Csrf) -> Response:
 @router.get("/")
 def dashboard(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
     queue = workflow_service.queue(context.web, user.id, limit=PAGE_SIZE)
-    expiring = [a for a in agreement_registry.listing(context.web, 90)] if _reads_agreements(user) else []
+    expiring = [a for a in agreement_registry.listing(context.web, user.id, 90)] if _reads_agreements(user) else []
     return render(request, "dashboard.html", user=user, queue=queue, expiring=expiring)
 
 
@@ -625,10 +625,7 @@ def consent_revoke(
 def agreements_page(request: Request, context: Ctx, user: Viewer, expiring: int | None = None) -> HTMLResponse:
     if not _reads_agreements(user):
         raise AccessDeniedError(f"{user.id} may not see agreements")
-    visible = {r.id for r in workflow_service.all_requests(context.web, user.id)}
-    records = [
-        r for r in agreement_registry.listing(context.web, expiring) if user.has("auditor") or r.request_id in visible
-    ]
+    records = agreement_registry.listing(context.web, user.id, expiring)
     return render(request, "agreements.html", user=user, records=records, expiring=expiring, today=context.today())
 
 
@@ -636,11 +633,7 @@ def agreements_page(request: Request, context: Ctx, user: Viewer, expiring: int 
 def agreement_page(agreement_id: str, request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
     if not _reads_agreements(user):
         raise AccessDeniedError(f"{user.id} may not see agreements")
-    record = agreement_registry.show(context.web, agreement_id)
-    if record.request_id:
-        workflow_service.show(context.web, user.id, record.request_id)
-    elif not user.has("auditor"):
-        raise AccessDeniedError(f"{user.id} may not see this agreement")
+    record = agreement_registry.show(context.web, user.id, agreement_id)
     return render(request, "agreement.html", user=user, record=record, today=context.today())
 
 

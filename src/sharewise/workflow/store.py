@@ -86,7 +86,7 @@ class SqlWorkflowStore:
                 title=record.title,
                 use_case=record.use_case,
                 vision=record.vision,
-                request=json.dumps(record.request),
+                request=json.dumps(record.request, default=str),  # dates as ISO text
                 state=record.state,
                 created_by=record.created_by,
                 created_at=record.created_at,
@@ -160,7 +160,7 @@ class SqlWorkflowStore:
         if "determination" in values and values["determination"] is not None:
             values["determination"] = json.dumps(values["determination"])
         if "request" in values:
-            values["request"] = json.dumps(values["request"])
+            values["request"] = json.dumps(values["request"], default=str)
         result = conn.execute(
             update(sharing_requests)
             .where(sharing_requests.c.id == record.id, sharing_requests.c.version == record.version)
