@@ -68,6 +68,14 @@ def test_the_docx_has_every_clause_heading_and_the_appendix_table(law: LawPack, 
     assert "hipaa_baa_terms" in cells and "45 CFR 164.504(e)" in cells
     text = "\n".join(p.text for p in doc.paragraphs)
     assert "make its internal practices, books and records" in text
+    assert "Appendix B. Five Safes summary" in headings
+    assert [h for h in headings if h.startswith("Safe ")] == [
+        "Safe project (settled)",
+        "Safe people (settled)",
+        "Safe setting (open)",
+        "Safe data (settled)",
+        "Safe outputs (settled)",
+    ]
 
 
 def test_the_pdf_carries_the_title_clauses_and_citations(law: LawPack, parties: Parties) -> None:
@@ -78,6 +86,7 @@ def test_the_pdf_carries_the_title_clauses_and_citations(law: LawPack, parties: 
     assert "Qualified Service Organization Agreement" in text
     assert "Qualified service organization terms" in text
     assert "42 CFR 2.11" in text
+    assert "Five Safes summary" in text and "Recipient assessment: not yet done." in text
 
 
 def test_every_format_renders_to_bytes(law: LawPack, parties: Parties) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from sharewise.api.routes import ROUTE_ACCESS, Access
+from tests.api import authorization_cases_data as data_cases
+from tests.api import authorization_cases_workflow as workflow_cases
 from tests.api.conftest import CONSENT, PARTIES, PERMITTED, ROLES, World
 
 Call = tuple[str, dict[str, Any] | None]
@@ -50,6 +52,10 @@ CASES: dict[tuple[str, str], Callable[[World, str], Call]] = {
     ("GET", "/api/v1/requests"): lambda w, r: ("/api/v1/requests", None),
     ("GET", "/api/v1/requests/queue"): lambda w, r: ("/api/v1/requests/queue", None),
     ("GET", "/api/v1/requests/{request_id}"): lambda w, r: (f"/api/v1/requests/{w.new_request()}", None),
+    ("GET", "/api/v1/requests/{request_id}/five-safes"): lambda w, r: (
+        f"/api/v1/requests/{w.new_request()}/five-safes",
+        None,
+    ),
     ("POST", "/api/v1/requests/{request_id}/submission"): lambda w, r: (
         f"/api/v1/requests/{w.new_request()}/submission",
         None,
@@ -86,6 +92,8 @@ CASES: dict[tuple[str, str], Callable[[World, str], Call]] = {
     ("DELETE", "/api/v1/tokens/{token_id}"): lambda w, r: ("/api/v1/tokens/t-000000000000", None),
     ("GET", "/api/v1/me"): lambda w, r: ("/api/v1/me", None),
 }
+CASES.update(workflow_cases.CASES)
+CASES.update(data_cases.CASES)
 
 
 def expected_allowed(access: Access, role: str, own: bool) -> bool:

@@ -105,6 +105,11 @@ def test_a_request_goes_through_every_review_to_agreement_pending(world: World) 
     shown = c.get(f"/api/v1/requests/{request_id}", headers=world.h("auditor", "agency-b")).json()
     assert shown["determination"]["outcome"] == "permitted"
     assert [s["step"] for s in shown["steps"]] == ["submission", "program", "legal", "security", "approval"]
+    safes = c.get(f"/api/v1/requests/{request_id}/five-safes", headers=world.h("requester")).json()["safes"]
+    assert [s["name"] for s in safes] == ["project", "people", "setting", "data", "outputs"]
+    assert safes[0]["status"] == "settled" and safes[2]["status"] == "settled"  # approved by the security review
+    assert any(p.startswith("Security review: approve by ") for p in safes[2]["points"])
+    assert safes[1]["status"] == "open"  # no agreement names the authorized users yet
 
 
 def test_a_reviewer_cannot_review_out_of_stage_and_gets_a_conflict(world: World) -> None:
@@ -143,6 +148,13 @@ def test_an_agreement_is_drafted_signed_and_listed(world: World) -> None:
     listed = c.get("/api/v1/agreements", headers=world.h("requester")).json()
     assert agreement_id in [a["id"] for a in listed["items"]]
     assert PARTIES["agreement"]["reference"]
+    request_id = c.get(f"/api/v1/agreements/{agreement_id}", headers=world.h("requester")).json()["request_id"]
+    safes = c.get(f"/api/v1/requests/{request_id}/five-safes", headers=world.h("program_reviewer")).json()["safes"]
+    people = next(s for s in safes if s["name"] == "people")
+    named = PARTIES["authorized_users"][0]["role"]
+    assert people["status"] == "settled" and named in people["points"][1]  # the agreement names them
+    other = c.get(f"/api/v1/requests/{request_id}/five-safes", headers=world.h("requester", "agency-b"))
+    assert other.status_code == 403
 
 
 def test_audit_verification_and_accounting_answer(world: World) -> None:

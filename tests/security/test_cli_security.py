@@ -198,3 +198,46 @@ def test_the_reviewer_key_never_reaches_output_logs_or_the_audit_trail(
     for haystack in (result.output, caplog.text, trail, signed.read_text()):
         for secret in secrets:
             assert secret not in haystack
+
+
+def _answered(tmp_path: Path, request: Path) -> Path:
+    form = yaml.safe_load(runner.invoke(app, ["assess", str(request), "--recipient", "County research office"]).output)
+    for entry in form["answers"].values():
+        entry["status"] = "implemented"
+        entry["evidence"] = ["https://grc.example.org/doc/ssp"]
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(yaml.safe_dump(form), encoding="utf-8")
+    return answers
+
+
+def test_a_security_officer_signs_with_their_key_from_the_key_directory(tmp_path: Path) -> None:
+    from sharewise.security.assess import SignedAssessment, verify
+    from sharewise.services import workflow
+    from sharewise.wiring import Settings, control_for
+
+    request = _aggregate_request(tmp_path)
+    answers = _answered(tmp_path, request)
+    control = control_for(Settings.from_env())
+    workflow.add_agency(control, "dhs", "DHS", None)
+    workflow.add_user(control, "admin", "Admin", "dhs", {"administrator"}, None)
+    workflow.add_user(control, "sam", "Sam", "dhs", {"security_officer"}, "admin")
+    workflow.add_user(control, "rita", "Rita", "dhs", {"requester"}, "admin")
+    control.store.dispose()
+    base = ["assess", str(request), "--answers", str(answers), "--sign", "--decision", "accepted"]
+    refused = runner.invoke(app, [*base, "--as", "rita"])
+    assert refused.exit_code == 9 and "sign security assessments" in refused.output
+    signed_path = tmp_path / "signed.json"
+    result = runner.invoke(app, [*base, "--as", "sam", "-o", str(signed_path)])
+    assert result.exit_code == 0, result.output
+    signed = SignedAssessment.model_validate_json(signed_path.read_text())
+    assert signed.reviewer == "sam"
+    key_file = tmp_path / "keys" / "reviewers" / "sam" / "v1.pem"
+    assert key_file.stat().st_mode & 0o077 == 0
+    public = runner.invoke(app, ["reviewer-key", "--as", "sam"]).output
+    trusted = serialization.load_pem_public_key(public.encode())
+    assert verify(signed, trusted) == signed.key_id  # type: ignore[arg-type]
+    rotated = runner.invoke(app, ["reviewer-key", "--as", "sam", "--rotate"]).output
+    assert rotated != public and (tmp_path / "keys" / "reviewers" / "sam" / "v2.pem").exists()
+    assert verify(signed, trusted) == signed.key_id  # the old signature still verifies with the old key
+    both = runner.invoke(app, [*base, "--as", "sam", "--sign-key", str(key_file)])
+    assert both.exit_code == 2 and "give one, not both" in both.output

@@ -100,7 +100,9 @@ def test_the_interview_turns_into_a_sharing_request(site: Site) -> None:
         follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"].startswith("/requests/r-")
-    assert "From the interview" in client.get(r.headers["location"]).text
+    shown = client.get(r.headers["location"]).text
+    assert "From the interview" in shown
+    assert 'id="five-safes"' in shown and 'id="safe-outputs"' in shown and "Recipient assessment: not yet done." in shown
 
 
 def test_a_consent_missing_required_elements_is_not_recorded(site: Site) -> None:

@@ -76,6 +76,24 @@ class AppendixRow:
 
 
 @dataclass(frozen=True)
+class AnnexPart:
+    """One part of an annex: a heading, its status, and what is known."""
+
+    heading: str
+    status: str
+    points: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Annex:
+    """A summary attached after the appendix (for example the Five Safes view of the request)."""
+
+    title: str
+    intro: str
+    parts: tuple[AnnexPart, ...]
+
+
+@dataclass(frozen=True)
 class SignatureBlock:
     """A signature line: who signs, for which party."""
 
@@ -100,6 +118,7 @@ class AgreementDraft:
     signatures: tuple[SignatureBlock, ...]
     notices: tuple[str, ...]
     warnings: tuple[str, ...] = field(default=())
+    annexes: tuple[Annex, ...] = field(default=())
 
 
 def draft_agreement(
@@ -110,8 +129,12 @@ def draft_agreement(
     library: ClauseLibrary,
     labels: Labels,
     safeguards: dict[str, Any] | None = None,
+    annexes: tuple[Annex, ...] = (),
 ) -> AgreementDraft:
-    """Build the agreement; refuse when the determination does not permit the disclosure."""
+    """Build the agreement; refuse when the determination does not permit the disclosure.
+
+    `annexes` are attached after Appendix A as Appendix B, C, ... in the order given.
+    """
     if determination.outcome != Outcome.PERMITTED:
         raise NotPermittedError(
             f"cannot draft an agreement: the determination is '{determination.outcome.value}', not 'permitted'",
@@ -200,6 +223,7 @@ def draft_agreement(
         signatures=_signatures(parties, doc_type),
         notices=(DRAFT_NOTICE, COUNSEL_NOTICE),
         warnings=tuple(warnings),
+        annexes=annexes,
     )
 
 

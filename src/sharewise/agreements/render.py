@@ -19,6 +19,7 @@ from sharewise.agreements.draft import AgreementDraft
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORMATS = ("md", "html", "docx", "pdf")
 SIGN_LINE = "______________________________"
+ANNEX_LETTERS = "BCDEFGH"  # Appendix A is the clause table
 
 
 def _env(autoescape: bool) -> jinja2.Environment:
@@ -86,6 +87,13 @@ def to_docx(draft: AgreementDraft) -> bytes:
         cells[1].text = row.requirement
         cells[2].text = row.rule or "-"
         cells[3].text = "; ".join(row.citations) or "good practice"
+    for letter, annex in zip(ANNEX_LETTERS, draft.annexes, strict=False):
+        doc.add_heading(f"Appendix {letter}. {annex.title}", level=1)
+        doc.add_paragraph(annex.intro)
+        for part in annex.parts:
+            doc.add_heading(f"{part.heading} ({part.status})", level=2)
+            for point in part.points:
+                doc.add_paragraph(point, style="List Bullet")
     buffer = io.BytesIO()
     doc.save(buffer)
     return buffer.getvalue()
@@ -146,6 +154,18 @@ def to_pdf(draft: AgreementDraft) -> bytes:
     table = Table(rows, colWidths=[1.8 * inch, 1.9 * inch, 1.6 * inch, 1.5 * inch], repeatRows=1)
     table.setStyle([("GRID", (0, 0), (-1, -1), 0.5, "#999999"), ("VALIGN", (0, 0), (-1, -1), "TOP")])
     story.append(table)
+    for letter, annex in zip(ANNEX_LETTERS, draft.annexes, strict=False):
+        story.append(Paragraph(escape(f"Appendix {letter}. {annex.title}"), styles["Heading2"]))
+        story.append(Paragraph(escape(annex.intro), body))
+        for part in annex.parts:
+            story.append(Paragraph(escape(f"{part.heading} ({part.status})"), styles["Heading3"]))
+            story.append(
+                ListFlowable(
+                    [ListItem(Paragraph(escape(p), body), leftIndent=12) for p in part.points],
+                    bulletType="bullet",
+                    leftIndent=12,
+                )
+            )
     buffer = io.BytesIO()
     SimpleDocTemplate(buffer, pagesize=LETTER, title=draft.title, invariant=True).build(story)
     return buffer.getvalue()

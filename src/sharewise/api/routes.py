@@ -32,6 +32,7 @@ from sharewise.services import agreement_registry, law_library
 from sharewise.services import audit as audit_service
 from sharewise.services import consents as consent_service
 from sharewise.services import documents as documents_service
+from sharewise.services import security as security_service
 from sharewise.services import workflow as workflow_service
 from sharewise.services.determinations import determine
 from sharewise.workflow.access import User
@@ -484,6 +485,13 @@ def request_queue(context: Ctx, user: Principal, limit: Limit = 50, offset: Offs
 def show_request(request_id: str, context: Ctx, user: Principal) -> dict[str, Any]:
     """A request with its timeline of reviews and comments and its determination."""
     return request_json(workflow_service.show(context.api, user.id, request_id))
+
+
+@route("GET", "/requests/{request_id}/five-safes", REQUEST_READERS, tags=["requests"])
+def request_five_safes(request_id: str, context: Ctx, user: Principal) -> dict[str, Any]:
+    """The request in the Five Safes frame: safe project, people, setting, data and outputs, each settled or open."""
+    view = security_service.five_safes_for_request(context.api, context.law, user.id, request_id, context.today())
+    return {"request_id": request_id, "safes": [s.model_dump() for s in view.safes]}
 
 
 @route("POST", "/requests/{request_id}/submission", Access(frozenset({"requester"}), scoped=True), tags=["requests"])

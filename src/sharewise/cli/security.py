@@ -11,11 +11,12 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from sharewise.cli.console import StatePack, escape, handles_errors, out, settings_for
+from sharewise.cli.console import StatePack, acting_user, escape, handles_errors, out, reading_user, settings_for
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.domain.events import AuditSink
 from sharewise.security.assess import questionnaire
 from sharewise.security.five_safes import render_markdown as render_five_safes
+from sharewise.security.keys import FileKeyProvider
 from sharewise.security.safeguards import SafeguardsSpec, render_markdown, security_clause
 from sharewise.services import security as service
 from sharewise.services.determinations import read_request
@@ -177,9 +178,13 @@ def assess(
     request_file: RequestFile,
     answers: Annotated[Path | None, typer.Option("--answers", help="The recipient's completed questionnaire.")] = None,
     recipient: Annotated[str, typer.Option("--recipient", help="Recipient name for a blank questionnaire.")] = "",
+    sign: Annotated[
+        bool, typer.Option("--sign", help="Sign as the --as user with their key from the key directory.")
+    ] = False,
     sign_key: Annotated[
-        Path | None, typer.Option("--sign-key", help="The reviewer's Ed25519 private key (PEM, mode 600).")
+        Path | None, typer.Option("--sign-key", help="Sign with an Ed25519 private key file (PEM, mode 600).")
     ] = None,
+    user: Annotated[str | None, typer.Option("--as", help="The security officer signing (or SHAREWISE_USER).")] = None,
     decision: Annotated[
         str, typer.Option("--decision", help="accepted, accepted_with_plan or rejected.")
     ] = "accepted_with_plan",
@@ -190,7 +195,7 @@ def assess(
     output: Output = None,
     state_pack: StatePack = None,
 ) -> None:
-    """Without --answers: print a blank questionnaire. With it: gaps and plan of action; with --sign-key: signed.
+    """Without --answers: print a blank questionnaire. With it: gaps and plan of action; with --sign or --sign-key: signed.
 
     Exit codes: 0 no gaps (or signed), 1 gaps remain (unsigned), 2 incomplete answers.
     """
@@ -203,6 +208,15 @@ def assess(
         return
     today = as_of.date() if as_of else SystemClock().today()
     result = service.assess(specification, answers, today)
+    if sign and sign_key is not None:
+        raise InvalidDataError("choose one way to sign", [Problem("--sign/--sign-key", "give one, not both")])
+    if sign:
+        settings = settings_for(state_pack)
+        signed = service.sign_assessment_as(
+            control_for(settings), FileKeyProvider(settings.keys), reading_user(user), result, decision
+        )
+        _emit(_json(signed.model_dump(mode="json")), output)
+        return
     if sign_key is not None:
         sink = control_for(settings_for(state_pack)).sink
         signed = service.sign_assessment(
@@ -220,6 +234,22 @@ def assess(
             )
     if result.gaps:
         raise typer.Exit(1)
+
+
+@app.command("reviewer-key")
+@handles_errors
+def reviewer_key(
+    user: Annotated[str | None, typer.Option("--as", help="The reviewer (or SHAREWISE_USER).")] = None,
+    rotate: Annotated[bool, typer.Option("--rotate", help="Start a new key; older signatures still verify.")] = False,
+    state_pack: StatePack = None,
+) -> None:
+    """Print the reviewer's public key (PEM), for those who verify their signed assessments."""
+    settings = settings_for(state_pack)
+    out.print(
+        service.reviewer_public_key(FileKeyProvider(settings.keys), acting_user(user), rotate).decode(),
+        end="",
+        highlight=False,
+    )
 
 
 @app.command("five-safes")

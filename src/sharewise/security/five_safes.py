@@ -48,8 +48,13 @@ def five_safes(
     spec: SafeguardsSpec,
     assessment: AssessmentResult | None = None,
     authorized_users: tuple[str, ...] = (),
+    security_reviews: tuple[tuple[str, str], ...] = (),
 ) -> FiveSafes:
-    """Build the view from the determination, the categorization, the specification and any assessment."""
+    """Build the view from the determination, the categorization, the specification and any assessment.
+
+    `security_reviews` are the workflow's security-review decisions as (decision, text); an
+    approving review settles the setting when no assessment says otherwise.
+    """
     outcome = determination.outcome.value
     pathways = [f"{a.name}: {a.pathway or a.outcome}" for a in determination.authorities]
     project = Safe(
@@ -80,8 +85,9 @@ def five_safes(
         f"{' + '.join(spec.baselines)} baselines: {len(spec.safeguards)} controls.",
         f"Overlays: {', '.join(binding) or 'none'}.",
     ]
+    approved = bool(security_reviews) and security_reviews[-1][0] == "approve"
     if assessment is None:
-        setting_status = "open"
+        setting_status = "settled" if approved else "open"
         setting_points.append("Recipient assessment: not yet done.")
     else:
         setting_status = "settled" if assessment.meets_specification else "concern"
@@ -89,6 +95,7 @@ def five_safes(
             f"Recipient assessment: {assessment.implemented} implemented, {len(assessment.gaps)} gaps, "
             f"{len(assessment.plan)} plan items."
         )
+    setting_points += [text for _decision, text in security_reviews]
     setting = Safe(name="setting", status=setting_status, points=tuple(setting_points))
     data = Safe(
         name="data",

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sharewise.domain.errors import (
     IntegrityError,
@@ -59,6 +60,14 @@ class KeyProvider(Protocol):
 
     def signing_key(self) -> ec.EllipticCurvePrivateKey:
         """The key that signs package manifests (created on first use)."""
+        ...
+
+    def reviewer_key(self, reviewer_id: str) -> Ed25519PrivateKey:
+        """A reviewer's current Ed25519 key for signing assessments (created on first use)."""
+        ...
+
+    def rotate_reviewer_key(self, reviewer_id: str) -> Ed25519PrivateKey:
+        """A new current key for the reviewer; signatures by older keys still verify against their public keys."""
         ...
 
 
@@ -174,6 +183,50 @@ class FileKeyProvider:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise IntegrityError(f"{path} does not hold an EC private key")
+        return key
+
+    def _reviewer_dir(self, reviewer_id: str) -> Path:
+        if not _AGREEMENT_ID.match(reviewer_id) or ".." in reviewer_id:
+            raise InvalidDataError(
+                "invalid reviewer id", [Problem("reviewer", "letters, digits, '.', '_' and '-' (at most 128)")]
+            )
+        return self.directory / "reviewers" / reviewer_id
+
+    def _reviewer_versions(self, reviewer_id: str) -> list[int]:
+        folder = self._reviewer_dir(reviewer_id)
+        if not folder.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := re.fullmatch(r"v(\d+)\.pem", p.name)))
+
+    def reviewer_key(self, reviewer_id: str) -> Ed25519PrivateKey:
+        versions = self._reviewer_versions(reviewer_id)
+        if not versions:
+            return self._new_reviewer_key(reviewer_id, 1)
+        path = self._reviewer_dir(reviewer_id) / f"v{versions[-1]}.pem"
+        _check_private(path)
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise IntegrityError(f"{path} does not hold an Ed25519 private key")
+        return key
+
+    def rotate_reviewer_key(self, reviewer_id: str) -> Ed25519PrivateKey:
+        versions = self._reviewer_versions(reviewer_id)
+        return self._new_reviewer_key(reviewer_id, (versions[-1] if versions else 0) + 1)
+
+    def _new_reviewer_key(self, reviewer_id: str, version: int) -> Ed25519PrivateKey:
+        folder = self._reviewer_dir(reviewer_id)
+        self._private_dir(folder.parent)
+        self._private_dir(folder)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        try:
+            created = _write_exclusive(folder / f"v{version}.pem", pem)
+        except OSError as exc:
+            raise StorageError(f"cannot write the reviewer key: {exc.strerror}") from exc
+        if not created:
+            raise InvalidStateError(f"reviewer '{reviewer_id}' already has a key version {version}")
         return key
 
 

@@ -252,3 +252,17 @@ def listing(control: Control, actor_id: str | None, expiring_within_days: int | 
         return records
     horizon = today + dt.timedelta(days=expiring_within_days)
     return [r for r in records if r.state_on(today) == "active" and r.term_end <= horizon]
+
+
+def authorized_users_of_request(control: Control, actor_id: str, request_id: str) -> list[dict[str, Any]]:
+    """The authorized users named by a request's agreements in force or in progress, for anyone who may see it."""
+    from sharewise.services import workflow as workflow_service
+
+    workflow_service.show(control, actor_id, request_id)  # refuses people outside the request's agencies
+    with control.store.transaction() as conn:
+        records = [STORE.get(conn, i) for i in STORE.ids(conn)]
+    users: list[dict[str, Any]] = []
+    for record in records:
+        if record.request_id == request_id and record.state != "terminated":
+            users += [u for u in record.authorized_users if u not in users]
+    return users

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sharewise.agreements import render as agreement_render
-from sharewise.agreements.draft import AgreementDraft, Labels, draft_agreement
+from sharewise.agreements.draft import AgreementDraft, Annex, AnnexPart, Labels, draft_agreement
 from sharewise.agreements.library import ClauseLibrary, DocumentType, load_library
 from sharewise.agreements.parties import Parties, term_problems
 from sharewise.consent import forms as consent_forms
@@ -32,6 +32,8 @@ from sharewise.domain.request import Request
 from sharewise.policy.model import LawPack
 from sharewise.policy.suggest import did_you_mean
 from sharewise.policy.yamlfile import Lines, YamlProblem, line_of, read_yaml
+from sharewise.security.five_safes import FiveSafes, five_safes
+from sharewise.security.safeguards import SafeguardsSpec
 from sharewise.services.determinations import determine, read_request
 
 DEFAULT_AGREEMENT = "data_sharing_agreement"
@@ -134,16 +136,26 @@ def draft(
     problems = [Problem(locate(p), m) for p, m in term_problems(parties, chosen)]
     if problems:
         raise InvalidDataError("the parties' terms break the limits the law sets", problems)
+    spec = _specification(law, request, today)
+    users = tuple(_user_line(u.role, u.name, u.organization) for u in parties.authorized_users)
+    annex = five_safes_annex(five_safes(request, determination, spec, None, users))
     return draft_agreement(
-        determination, request, parties, chosen, library, labels_for(law), _safeguards(law, request, today)
+        determination, request, parties, chosen, library, labels_for(law), _safeguards(spec), (annex,)
     )
 
 
-def _safeguards(law: LawPack, request: Request, today: dt.date) -> dict[str, Any] | None:
-    """The security specification's summary for the agreement's security clause."""
+def _user_line(role: str, name: str | None, organization: str | None) -> str:
+    return role + (f" {name}" if name else "") + (f" ({organization})" if organization else "")
+
+
+def _specification(law: LawPack, request: Request, today: dt.date) -> SafeguardsSpec:
     from sharewise.services.security import specify
 
-    spec = specify(law, request, request.as_of or today)
+    return specify(law, request, request.as_of or today)
+
+
+def _safeguards(spec: SafeguardsSpec) -> dict[str, Any]:
+    """The security specification's summary for the agreement's security clause."""
     cat = spec.categorization
     return {
         "categorization": cat.summary(),
@@ -152,6 +164,24 @@ def _safeguards(law: LawPack, request: Request, today: dt.date) -> dict[str, Any
         "controls": len(spec.safeguards),
         "overlays": [f"{o.title} ({'; '.join(o.citations)})" for o in spec.overlays if o.binding],
     }
+
+
+FIVE_SAFES_INTRO = (
+    "The request in the Five Safes frame (safe project, people, setting, data and outputs), from the "
+    "determination, the parties' terms and the security specification. Items marked open are to be "
+    "settled before the first share; a concern needs the parties' attention."
+)
+
+
+def five_safes_annex(view: FiveSafes) -> Annex:
+    """The Five Safes view as an agreement annex."""
+    return Annex(
+        title="Five Safes summary",
+        intro=FIVE_SAFES_INTRO,
+        parts=tuple(
+            AnnexPart(f"Safe {safe.name}", safe.status, tuple(p for p in safe.points if p)) for safe in view.safes
+        ),
+    )
 
 
 def draft_agreement_file(

@@ -8,20 +8,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.domain.events import AuditEvent, AuditSink
 from sharewise.domain.request import Request
 from sharewise.policy.model import LawPack
-from sharewise.policy.request_parse import make_lookup
+from sharewise.policy.request_parse import make_lookup, parse_request
 from sharewise.policy.yamlfile import YamlProblem, read_yaml
 from sharewise.security import assess as assess_mod
 from sharewise.security import categorize as cat_mod
 from sharewise.security import overlays as overlay_mod
 from sharewise.security.catalog import Catalog, load_catalog
 from sharewise.security.five_safes import FiveSafes, five_safes
+from sharewise.security.keys import KeyProvider
 from sharewise.security.oscal_export import spec_digest, to_component_definition, to_profile
 from sharewise.security.safeguards import Duties, SafeguardsSpec, build_spec, load_duties
+from sharewise.services.authorization import authorize
 from sharewise.services.determinations import determine
+from sharewise.wiring import Control
 
 LAW_DIR = Path(__file__).resolve().parents[1] / "law" / "security"
 EXPORT_KINDS = ("profile", "component-definition")
@@ -167,8 +173,19 @@ def sign_assessment(
     signed_at: dt.datetime,
     sink: AuditSink,
 ) -> assess_mod.SignedAssessment:
-    """The security reviewer signs the result; the signature counts only once the audit trail has it."""
-    signed = assess_mod.sign(result, assess_mod.load_reviewer_key(key_path), reviewer, decision, signed_at)
+    """The security reviewer signs the result with a key file; the signature counts only once the audit trail has it."""
+    return _signed(result, assess_mod.load_reviewer_key(key_path), reviewer, decision, signed_at, sink)
+
+
+def _signed(
+    result: assess_mod.AssessmentResult,
+    key: Ed25519PrivateKey,
+    reviewer: str,
+    decision: str,
+    signed_at: dt.datetime,
+    sink: AuditSink,
+) -> assess_mod.SignedAssessment:
+    signed = assess_mod.sign(result, key, reviewer, decision, signed_at)
     sink.record(
         AuditEvent(
             action="assessment-signed",
@@ -179,6 +196,33 @@ def sign_assessment(
         )
     )
     return signed
+
+
+REVIEWERS = ("security_officer",)
+
+
+def sign_assessment_as(
+    control: Control,
+    keys: KeyProvider,
+    actor_id: str | None,
+    result: assess_mod.AssessmentResult,
+    decision: str,
+) -> assess_mod.SignedAssessment:
+    """A security officer signs the result with their key from the key provider (created on first use).
+
+    Once users are registered only security officers sign; the signature counts only once the
+    audit trail has it.
+    """
+    with control.store.transaction() as conn:
+        user = authorize(conn, actor_id, REVIEWERS, "sign security assessments")
+    reviewer = user.id if user else (actor_id or "single-user")
+    return _signed(result, keys.reviewer_key(reviewer), reviewer, decision, control.trail.clock(), control.sink)
+
+
+def reviewer_public_key(keys: KeyProvider, reviewer_id: str, rotate: bool = False) -> bytes:
+    """The reviewer's current public key (PEM) to give to those who verify their signatures; optionally a new one."""
+    key = keys.rotate_reviewer_key(reviewer_id) if rotate else keys.reviewer_key(reviewer_id)
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def five_safes_view(
@@ -194,18 +238,55 @@ def five_safes_view(
     return five_safes(request, determination, spec, assessment, authorized_users)
 
 
+def five_safes_for_request(control: Control, law: LawPack, actor_id: str, request_id: str, today: dt.date) -> FiveSafes:
+    """The Five Safes view of a stored sharing request, for the people who may see the request.
+
+    Built from a fresh determination on today's law, the request's security specification, the
+    authorized users of its agreements, and its security reviews.
+    """
+    from sharewise.services import agreement_registry
+    from sharewise.services import workflow as workflow_service
+
+    record = workflow_service.show(control, actor_id, request_id)
+    request = parse_request(record.request, law.vocabulary, label=f"request {request_id}")
+    determination = determine(law, request, today)
+    spec = specify(law, request, request.as_of or today)
+    users = [_user_line(u) for u in agreement_registry.authorized_users_of_request(control, actor_id, request_id)]
+    reviews = tuple(
+        (
+            s.decision,
+            f"Security review: {s.decision} by {s.actor} on {s.at:%Y-%m-%d}"
+            + (f": {s.comments}" if s.comments else ""),
+        )
+        for s in record.steps
+        if s.step == "security"
+    )
+    return five_safes(request, determination, spec, None, tuple(dict.fromkeys(users)), reviews)
+
+
+def _user_line(user: Mapping[str, Any]) -> str:
+    parts = [str(user.get("role") or "user")]
+    if user.get("name"):
+        parts.append(str(user["name"]))
+    line = " ".join(parts)
+    return f"{line} ({user['organization']})" if user.get("organization") else line
+
+
 __all__ = [
     "EXPORT_KINDS",
     "LAW_DIR",
     "SecurityLaw",
     "assess",
     "export",
+    "five_safes_for_request",
     "five_safes_view",
     "parse_changes",
     "parse_facts",
     "read_answers",
+    "reviewer_public_key",
     "security_law",
     "sign_assessment",
+    "sign_assessment_as",
     "spec_digest",
     "specify",
 ]

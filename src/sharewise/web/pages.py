@@ -30,6 +30,7 @@ from sharewise.services import accounts as accounts_service
 from sharewise.services import agreement_registry, law_library
 from sharewise.services import audit as audit_service
 from sharewise.services import consents as consent_service
+from sharewise.services import security as security_service
 from sharewise.services import workflow as workflow_service
 from sharewise.services.determinations import determine
 from sharewise.workflow import process
@@ -389,6 +390,9 @@ def request_page(request_id: str, request: Request, context: Ctx, user: Viewer) 
         actions=_actions(user, record.state),
         stage=stage,
         links=citation_links(context) if record.determination else {},
+        five_safes=security_service.five_safes_for_request(
+            context.web, context.law, user.id, request_id, context.today()
+        ),
     )
 
 
