@@ -157,3 +157,18 @@ def test_the_main_pages_have_no_wcag_aa_violations(browser: Browser, base_url: s
     violations = axe_violations(page)
     page.context.close()
     assert violations == [], violations
+
+
+@pytest.mark.parametrize("suffix", ["", "/safeguards"])
+def test_a_request_page_and_its_safeguards_have_no_wcag_aa_violations(
+    browser: Browser, base_url: str, site: Site, suffix: str
+) -> None:
+    from sharewise.services import workflow
+
+    request_id = workflow.all_requests(site.control, "rosa")[0].id
+    page = sign_in(browser, base_url, site, "rosa")
+    page.goto(f"{base_url}/requests/{request_id}{suffix}")
+    assert page.locator("#five-safes" if not suffix else "#controls").count() == 1
+    violations = axe_violations(page)
+    page.context.close()
+    assert violations == [], violations

@@ -103,6 +103,10 @@ def test_the_interview_turns_into_a_sharing_request(site: Site) -> None:
     shown = client.get(r.headers["location"]).text
     assert "From the interview" in shown
     assert 'id="five-safes"' in shown and 'id="safe-outputs"' in shown and "Recipient assessment: not yet done." in shown
+    safeguards = client.get(r.headers["location"] + "/safeguards")
+    assert safeguards.status_code == 200 and 'id="controls"' in safeguards.text and "AC-2" in safeguards.text
+    oscal = client.get(r.headers["location"] + "/safeguards.json")
+    assert oscal.status_code == 200 and "profile" in oscal.json()
 
 
 def test_a_consent_missing_required_elements_is_not_recorded(site: Site) -> None:

@@ -238,6 +238,17 @@ def five_safes_view(
     return five_safes(request, determination, spec, assessment, authorized_users)
 
 
+def specification_for_request(
+    control: Control, law: LawPack, actor_id: str, request_id: str, today: dt.date
+) -> SafeguardsSpec:
+    """The safeguards specification of a stored sharing request, for the people who may see the request."""
+    from sharewise.services import workflow as workflow_service
+
+    record = workflow_service.show(control, actor_id, request_id)
+    request = parse_request(record.request, law.vocabulary, label=f"request {request_id}")
+    return specify(law, request, request.as_of or today)
+
+
 def five_safes_for_request(control: Control, law: LawPack, actor_id: str, request_id: str, today: dt.date) -> FiveSafes:
     """The Five Safes view of a stored sharing request, for the people who may see the request.
 
@@ -287,6 +298,7 @@ __all__ = [
     "security_law",
     "sign_assessment",
     "sign_assessment_as",
+    "specification_for_request",
     "spec_digest",
     "specify",
 ]

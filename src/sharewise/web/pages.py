@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -393,6 +393,23 @@ def request_page(request_id: str, request: Request, context: Ctx, user: Viewer) 
         five_safes=security_service.five_safes_for_request(
             context.web, context.law, user.id, request_id, context.today()
         ),
+    )
+
+
+@router.get("/requests/{request_id}/safeguards")
+def request_safeguards(request_id: str, request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    """The safeguards specification the security review works from: categorization, overlays, controls."""
+    spec = security_service.specification_for_request(context.web, context.law, user.id, request_id, context.today())
+    return render(request, "request_safeguards.html", user=user, request_id=request_id, spec=spec)
+
+
+@router.get("/requests/{request_id}/safeguards.json")
+def request_safeguards_oscal(request_id: str, context: Ctx, user: Viewer) -> JSONResponse:
+    """The specification as an OSCAL profile, for the agency's GRC tools."""
+    spec = security_service.specification_for_request(context.web, context.law, user.id, request_id, context.today())
+    return JSONResponse(
+        security_service.export(spec, "profile", _now(context)),
+        headers={"Content-Disposition": f'attachment; filename="{request_id}-safeguards-oscal.json"'},
     )
 
 
