@@ -69,3 +69,26 @@ def test_the_signing_key_is_created_once_and_kept(tmp_path: Path) -> None:
 def test_key_repr_never_shows_the_secret(tmp_path: Path) -> None:
     key = FileKeyProvider(tmp_path).create_pseudonym_key("agr-a")
     assert key.secret.hex() not in repr(key) and str(key.secret) not in repr(key)
+
+
+def test_the_signing_key_rotates_and_the_old_one_is_retired_not_deleted(tmp_path: Path) -> None:
+    from sharewise.security.package import key_id
+
+    keys = FileKeyProvider(tmp_path)
+    old = keys.signing_key()
+    new = keys.rotate_signing_key()
+    assert key_id(new.public_key()) != key_id(old.public_key())
+    assert key_id(keys.signing_key().public_key()) == key_id(new.public_key())
+    [retired] = tmp_path.glob("package-signing-ec-p256.*.retired.pem")
+    assert key_id(old.public_key()) in retired.name and retired.stat().st_mode & 0o077 == 0
+
+
+def test_reviewer_keys_are_personal_versioned_and_confined(tmp_path: Path) -> None:
+    keys = FileKeyProvider(tmp_path)
+    first = keys.reviewer_key("sam")
+    assert keys.reviewer_key("sam").public_key() == first.public_key()
+    assert keys.reviewer_key("lee").public_key() != first.public_key()
+    second = keys.rotate_reviewer_key("sam")
+    assert keys.reviewer_key("sam").public_key() == second.public_key() != first.public_key()
+    with pytest.raises(InvalidDataError):
+        keys.reviewer_key("../escape")

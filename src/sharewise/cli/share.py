@@ -179,9 +179,15 @@ def signer_key(
     target: Annotated[
         Path | None, typer.Option("--out", help="Write the public key here instead of printing it.")
     ] = None,
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Retire the current key and start a new one; give recipients the new key.")
+    ] = False,
 ) -> None:
     """The public key that signs package manifests, for recipients to pin."""
-    pem = shares.signer_public_pem(_keys(Settings.from_env()))
+    keys = _keys(Settings.from_env())
+    if rotate:
+        keys.rotate_signing_key()
+    pem = shares.signer_public_pem(keys)
     if target:
         target.write_bytes(pem)
         out.print(f"wrote {escape(str(target))}")

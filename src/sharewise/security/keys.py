@@ -62,6 +62,10 @@ class KeyProvider(Protocol):
         """The key that signs package manifests (created on first use)."""
         ...
 
+    def rotate_signing_key(self) -> ec.EllipticCurvePrivateKey:
+        """A new package-signing key; the old one is retired (kept, never used again to sign)."""
+        ...
+
     def reviewer_key(self, reviewer_id: str) -> Ed25519PrivateKey:
         """A reviewer's current Ed25519 key for signing assessments (created on first use)."""
         ...
@@ -185,6 +189,17 @@ class FileKeyProvider:
             raise IntegrityError(f"{path} does not hold an EC private key")
         return key
 
+    def rotate_signing_key(self) -> ec.EllipticCurvePrivateKey:
+        path = self._private_dir(self.directory) / "package-signing-ec-p256.pem"
+        if path.exists():
+            old = self.signing_key()
+            retired = path.with_name(f"package-signing-ec-p256.{_public_key_id(old)}.retired.pem")
+            try:
+                os.replace(path, retired)
+            except OSError as exc:
+                raise StorageError(f"cannot retire the signing key: {exc.strerror}") from exc
+        return self.signing_key()
+
     def _reviewer_dir(self, reviewer_id: str) -> Path:
         if not _AGREEMENT_ID.match(reviewer_id) or ".." in reviewer_id:
             raise InvalidDataError(
@@ -228,6 +243,12 @@ class FileKeyProvider:
         if not created:
             raise InvalidStateError(f"reviewer '{reviewer_id}' already has a key version {version}")
         return key
+
+
+def _public_key_id(key: ec.EllipticCurvePrivateKey) -> str:
+    """The id packages record for their signer (SHA-256 of the SubjectPublicKeyInfo, as package.key_id)."""
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()[:16]
 
 
 def public_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
