@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -106,6 +107,35 @@ def test_standard_tools_open_the_package(staged: Path, tmp_path: Path) -> None:
         text=True,
     )
     assert "aes-256-cbc" in printed.stdout
+    assert "rsaesOaep" in printed.stdout and "sha256" in printed.stdout  # SP 800-131A: OAEP, not PKCS #1 v1.5
+
+
+def test_a_package_sealed_with_pkcs1_v15_key_transport_still_opens(staged: Path, tmp_path: Path) -> None:
+    # Packages published before the move to RSAES-OAEP remain readable by their recipients.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.ciphers import algorithms
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    cert, key = make_recipient(tmp_path)
+    old = tmp_path / "old.p7m"
+    old.write_bytes(
+        pkcs7.PKCS7EnvelopeBuilder()
+        .set_data(b"bundle bytes")
+        .add_recipient(package.load_certificate(cert))
+        .set_content_encryption_algorithm(algorithms.AES256)
+        .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+    assert package.decrypt(old, package.load_certificate(cert), package.load_private_key(key)) == b"bundle bytes"
+
+
+def test_a_truncated_or_extended_package_is_refused(staged: Path, tmp_path: Path) -> None:
+    sealed, cert, key = seal(staged, tmp_path)
+    data = sealed.commit().path.read_bytes()
+    for name, altered in (("short.p7m", data[:-16]), ("long.p7m", data + b"\0"), ("junk.p7m", b"not cms at all")):
+        path = tmp_path / name
+        path.write_bytes(altered)
+        with pytest.raises(IntegrityError, match="does not decrypt"):
+            package.verify(path, package.load_certificate(cert), package.load_private_key(key))
 
 
 def test_another_recipient_cannot_open_the_package(staged: Path, tmp_path: Path) -> None:
@@ -163,11 +193,11 @@ def test_a_crash_while_renaming_leaves_no_package(
 def test_a_full_disk_is_reported_and_leaves_nothing(
     staged: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(path: Path, data: bytes) -> None:
-        path.write_bytes(data[:10])
+    def full(handle: BinaryIO, data: bytes) -> None:
+        handle.write(data[:10])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(package, "_write_synced", full)
+    monkeypatch.setattr(package, "_write_chunk", full)
     with pytest.raises(StorageError, match="disk is full"):
         seal(staged, tmp_path)
     assert list((tmp_path / "out").iterdir()) == []

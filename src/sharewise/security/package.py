@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import io
@@ -10,20 +9,21 @@ import json
 import os
 import re
 import secrets
+import shutil
 import tarfile
-from collections.abc import Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.ciphers import algorithms
-from cryptography.hazmat.primitives.serialization import pkcs7
 
 from sharewise.domain.errors import IntegrityError, InvalidDataError, Problem, StorageError
+from sharewise.security import cms
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"  # DER ECDSA P-256 / SHA-256 over manifest.json: `openssl dgst -sha256 -verify`
@@ -194,9 +194,9 @@ def seal(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    bundle = staging / f".bundle-{secrets.token_hex(4)}.tar"
     try:
-        bundle = io.BytesIO()
-        with tarfile.open(fileobj=bundle, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        with tarfile.open(bundle, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for name, data in ((MANIFEST, body), (SIGNATURE, signature), (SIGNER_KEY, signer_pem)):
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
@@ -204,20 +204,18 @@ def seal(
                 tar.addfile(info, io.BytesIO(data))
             for name in files:
                 tar.add(staging / name, arcname=name, recursive=False, filter=_neutral)
-        envelope = (
-            pkcs7.PKCS7EnvelopeBuilder()
-            .set_data(bundle.getvalue())
-            .add_recipient(recipient)
-            .set_content_encryption_algorithm(algorithms.AES256)
-            .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
-        )
-        del bundle
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_synced(partial, envelope)
+        sealed = cms.envelope(bundle, recipient, partial, lambda handle, data: _write_chunk(handle, data))  # noqa: PLW0108 (late binding: tests replace _write_chunk)
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise _storage_error(exc) from exc
-    return SealedPackage(partial, target, hashlib.sha256(envelope).hexdigest(), len(envelope))
+    finally:
+        bundle.unlink(missing_ok=True)
+    return SealedPackage(partial, target, sealed.sha256, sealed.bytes)
+
+
+def _write_chunk(handle: BinaryIO, data: bytes) -> None:
+    handle.write(data)
 
 
 def publish(
@@ -232,33 +230,28 @@ def publish(
     return seal(staging, files, manifest, signer, recipient, target).commit()
 
 
-def decrypt(path: Path, certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> bytes:
-    """The bundle inside a package, decrypted with the recipient's key."""
+def decrypt_to(path: Path, certificate: x509.Certificate, key: rsa.RSAPrivateKey, target: Path) -> int:
+    """Decrypt a package's bundle into a file, in chunks; its size."""
+    if not path.is_file():
+        raise InvalidDataError("cannot read package", [Problem(str(path), "cannot read the file")])
     try:
-        data = path.read_bytes()
+        written: int = cms.open_envelope(path, certificate, key, target)
+        return written
+    except cms.EnvelopeError as exc:
+        raise IntegrityError(f"{path.name} does not decrypt with this key: {exc.message}") from exc
     except OSError as exc:
         raise InvalidDataError("cannot read package", [Problem(str(path), "cannot read the file")]) from exc
-    try:
-        return pkcs7.pkcs7_decrypt_der(data, certificate, key, [])
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise IntegrityError(f"{path.name} does not decrypt with this key: altered, or for another recipient") from exc
 
 
-@contextlib.contextmanager
-def _open_bundle(bundle: bytes) -> Iterator[dict[str, bytes]]:
-    contents: dict[str, bytes] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:") as tar:
-            for member in tar:
-                name = member.name
-                allowed = name in (MANIFEST, SIGNATURE, SIGNER_KEY) or _DATA_FILE.match(name)
-                if not member.isfile() or not allowed or name in contents:
-                    raise IntegrityError(f"the package holds an unexpected entry: {name!r}")
-                handle = tar.extractfile(member)
-                contents[name] = handle.read() if handle else b""
-    except tarfile.TarError as exc:
-        raise IntegrityError("the package bundle is not a valid tar archive") from exc
-    yield contents
+def decrypt(path: Path, certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> bytes:
+    """The bundle inside a (small) package, decrypted with the recipient's key."""
+    with tempfile.TemporaryDirectory(prefix="sharewise-open-") as tmp:
+        bundle = Path(tmp) / "bundle.tar"
+        decrypt_to(path, certificate, key, bundle)
+        return bundle.read_bytes()
+
+
+_SMALL = 1 << 20  # the manifest, its signature and the signer key are small
 
 
 def verify(
@@ -268,30 +261,94 @@ def verify(
     trusted_signer: ec.EllipticCurvePublicKey | None = None,
     extract_to: Path | None = None,
 ) -> VerifiedPackage:
-    """Decrypt a received package, check its signature and every file's SHA-256, and optionally extract it."""
-    with _open_bundle(decrypt(path, certificate, key)) as contents:
-        for required in (MANIFEST, SIGNATURE, SIGNER_KEY):
-            if required not in contents:
-                raise IntegrityError(f"the package has no {required}")
-        enclosed = serialization.load_pem_public_key(contents[SIGNER_KEY])
-        if not isinstance(enclosed, ec.EllipticCurvePublicKey):
-            raise IntegrityError("the enclosed signer key is not an EC key")
-        signer = trusted_signer or enclosed
+    """Decrypt a received package, check its signature and every file's SHA-256, and optionally extract it.
+
+    Everything streams through files: the bundle is decrypted into a private temporary
+    directory, each data file is hashed (and extracted) in chunks, and extracted files appear
+    under extract_to only once every check has passed.
+    """
+    with tempfile.TemporaryDirectory(prefix="sharewise-open-") as tmp:
+        bundle = Path(tmp) / "bundle.tar"
+        decrypt_to(path, certificate, key, bundle)
+        staging = Path(tmp) / "extract"
         try:
-            signer.verify(contents[SIGNATURE], contents[MANIFEST], ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature as exc:
-            raise IntegrityError("the manifest signature does not verify: altered, or signed by another key") from exc
-        manifest = json.loads(contents[MANIFEST])
-        listed = {entry["path"]: entry for entry in manifest.get("files", [])}
-        present = {name for name in contents if name.startswith("data/")}
-        if set(listed) != present:
-            raise IntegrityError("the files in the package differ from those its manifest lists")
-        for name, entry in listed.items():
-            if hashlib.sha256(contents[name]).hexdigest() != entry["sha256"]:
+            return _verify_bundle(bundle, trusted_signer, staging, extract_to)
+        except tarfile.TarError as exc:
+            raise IntegrityError("the package bundle is not a valid tar archive") from exc
+
+
+def _verify_bundle(
+    bundle: Path, trusted_signer: ec.EllipticCurvePublicKey | None, staging: Path, extract_to: Path | None
+) -> VerifiedPackage:
+    small: dict[str, bytes] = {}
+    manifest: dict[str, Any] | None = None
+    listed: dict[str, Any] = {}
+    seen: set[str] = set()
+    signer: ec.EllipticCurvePublicKey | None = None
+    with tarfile.open(bundle, mode="r:") as tar:
+        for member in tar:
+            name = member.name
+            allowed = name in (MANIFEST, SIGNATURE, SIGNER_KEY) or _DATA_FILE.match(name)
+            if not member.isfile() or not allowed or name in small or name in seen:
+                raise IntegrityError(f"the package holds an unexpected entry: {name!r}")
+            handle = tar.extractfile(member)
+            if handle is None:
+                raise IntegrityError(f"the package entry {name!r} cannot be read")
+            if name in (MANIFEST, SIGNATURE, SIGNER_KEY):
+                small[name] = handle.read(_SMALL + 1)
+                if len(small[name]) > _SMALL:
+                    raise IntegrityError(f"the package's {name} is implausibly large")
+                if len(small) == 3:
+                    signer, manifest = _check_signature(small, trusted_signer)
+                    listed = {entry["path"]: entry for entry in manifest.get("files", [])}
+                continue
+            if manifest is None:
+                raise IntegrityError("the package's data comes before its signed manifest")
+            if name not in listed:
+                raise IntegrityError("the files in the package differ from those its manifest lists")
+            seen.add(name)
+            digest = hashlib.sha256()
+            out = staging / name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with out.open("wb") as writer:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+                    if extract_to is not None:
+                        writer.write(chunk)
+            if digest.hexdigest() != listed[name]["sha256"]:
                 raise IntegrityError(f"{name} does not match its SHA-256 in the manifest")
-        if extract_to is not None:
-            for name in (MANIFEST, SIGNATURE, SIGNER_KEY, *sorted(listed)):
-                out = extract_to / name
-                out.parent.mkdir(parents=True, exist_ok=True)
-                _write_synced(out, contents[name])
-        return VerifiedPackage(manifest, key_id(signer), trusted_signer is not None, tuple(sorted(listed)))
+    for required in (MANIFEST, SIGNATURE, SIGNER_KEY):
+        if required not in small:
+            raise IntegrityError(f"the package has no {required}")
+    if manifest is None or signer is None or set(listed) != seen:
+        raise IntegrityError("the files in the package differ from those its manifest lists")
+    if extract_to is not None:
+        for name in (MANIFEST, SIGNATURE, SIGNER_KEY):
+            (staging / name).write_bytes(small[name])
+        for name in (MANIFEST, SIGNATURE, SIGNER_KEY, *sorted(listed)):
+            out = extract_to / name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(staging / name, out)
+            with out.open("rb+") as synced:
+                os.fsync(synced.fileno())
+    return VerifiedPackage(manifest, key_id(signer), trusted_signer is not None, tuple(sorted(listed)))
+
+
+def _check_signature(
+    small: dict[str, bytes], trusted_signer: ec.EllipticCurvePublicKey | None
+) -> tuple[ec.EllipticCurvePublicKey, dict[str, Any]]:
+    try:
+        enclosed = serialization.load_pem_public_key(small[SIGNER_KEY])
+    except ValueError as exc:
+        raise IntegrityError("the enclosed signer key is not readable") from exc
+    if not isinstance(enclosed, ec.EllipticCurvePublicKey):
+        raise IntegrityError("the enclosed signer key is not an EC key")
+    signer = trusted_signer or enclosed
+    try:
+        signer.verify(small[SIGNATURE], small[MANIFEST], ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise IntegrityError("the manifest signature does not verify: altered, or signed by another key") from exc
+    manifest = json.loads(small[MANIFEST])
+    if not isinstance(manifest, dict):
+        raise IntegrityError("the manifest is not a JSON object")
+    return signer, manifest
