@@ -21,7 +21,7 @@ from sharewise.cli import serve as serve_cli
 from sharewise.cli import share as share_cli
 from sharewise.cli import workflow as workflow_cli
 from sharewise.cli.console import StatePack, handles_errors, out, settings_for, state
-from sharewise.domain.errors import InvalidRequestError, Problem
+from sharewise.domain.errors import InvalidDataError, InvalidRequestError, Problem
 from sharewise.services import demo as demo_service
 from sharewise.services import law_docs as law_docs_service
 from sharewise.services import law_library
@@ -151,6 +151,11 @@ def demo(
     people: Annotated[
         int, typer.Option("--people", min=50, max=1_000_000, help="Synthetic people for the share.")
     ] = 1000,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then serve the chain's workspace in the web application.")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="With --serve: interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="With --serve: port to listen on.")] = 8000,
 ) -> None:
     """A tour: realistic requests and their determinations, then the whole chain end to end.
 
@@ -160,6 +165,8 @@ def demo(
     """
     import tempfile
 
+    if serve and not chain:
+        raise InvalidDataError("nothing to serve", [Problem("--serve", "needs the chain; drop --no-chain")])
     law = law_for(settings_for(state_pack))
     steps = demo_service.run(law, SystemClock().today())
     out.print(f"[bold]sharewise demo[/]: {len(steps)} requests, law pack {law.law_version}\n")
@@ -189,6 +196,11 @@ def demo(
         run_chain(base, law, people=people, say=say)
         out.print(f"  workspace: {base}")
         out.print("")
+        if serve:
+            from sharewise.cli.serve import serve_workspace
+
+            serve_workspace(base, law, host, port)
+            return
     out.print(f"[italic]{render._esc(steps[0].determination.notices[0])}[/]")
     out.print("Try: sharewise check REQUEST.yaml, sharewise interview, sharewise law list")
 

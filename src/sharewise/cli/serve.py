@@ -103,3 +103,20 @@ def serve(
             out.print(f"  {a.user_id:8} {a.agency:18} {a.roles:20}{mfa}")
     out.print(f"Open http://{'localhost' if host == '127.0.0.1' else host}:{port}/ (API: /api/v1/docs)")
     uvicorn.run(create_app(settings, control, law), host=host, port=port, log_level="info", server_header=False)
+
+
+def serve_workspace(workdir: Path, law: LawPack, host: str, port: int) -> None:
+    """Serve a demo chain's workspace: its people get accounts (printed) and the web app opens on its store."""
+    import uvicorn
+
+    from sharewise.api.app import create_app
+    from sharewise.services import demo_chain
+
+    opened = demo_chain.open_accounts(workdir, DEMO_PASSWORD)
+    settings = demo_chain.workspace_settings(workdir)
+    out.print(f"[bold]The chain in the browser[/]: every password is '{DEMO_PASSWORD}'")
+    for user_id, agency, roles, secret in opened:
+        mfa = f" TOTP secret {secret}" if secret else ""
+        out.print(f"  {user_id:16} {agency:6} {roles:18}{mfa}")
+    out.print(f"Open http://{'localhost' if host == '127.0.0.1' else host}:{port}/ (API: /api/v1/docs)")
+    uvicorn.run(create_app(settings, law=law), host=host, port=port, log_level="info", server_header=False)

@@ -58,7 +58,7 @@ def run_chain(
             say(item)
 
     workdir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(data_dir=workdir / "data", key_dir=workdir / "keys", cache_dir=None)
+    settings = workspace_settings(workdir)
     control = control_for(settings)
     today = control.trail.clock().date()
     _people_and_places(control)
@@ -179,17 +179,49 @@ def _people_and_places(control: Control) -> None:
     wf.add_agency(control, "dhs", "Lakeview County DHS (Medicaid Division)", None)
     wf.add_user(control, "ada", "Ada Admin", "dhs", {"administrator"}, None)
     wf.add_agency(control, "tanf", "Lakeview County DHS (TANF Unit)", "ada")
-    for uid, name, agency, roles in [
-        ("tara", "Tara Requester", "tanf", {"requester"}),
-        ("paul", "Paul Program", "dhs", {"program_reviewer"}),
-        ("lena", "Lena Legal", "dhs", {"legal_reviewer"}),
-        ("sam", "Sam Security", "dhs", {"security_officer"}),
-        ("dana", "Dana Director", "dhs", {"approver"}),
-        ("tom", "Tom TANF Director", "tanf", {"approver"}),
-        ("steward", "Data Steward", "dhs", {"data_steward"}),
-        ("privacy-officer", "Privacy Officer", "dhs", {"auditor"}),
-    ]:
+    for uid, name, agency, roles in PEOPLE:
         wf.add_user(control, uid, name, agency, roles, "ada")
+
+
+# user id, name, agency, roles (besides Ada, dhs's administrator, who registers everyone)
+PEOPLE: list[tuple[str, str, str, set[str]]] = [
+    ("tia", "Tia TANF Administrator", "tanf", {"administrator"}),
+    ("tara", "Tara Requester", "tanf", {"requester"}),
+    ("paul", "Paul Program", "dhs", {"program_reviewer"}),
+    ("lena", "Lena Legal", "dhs", {"legal_reviewer"}),
+    ("sam", "Sam Security", "dhs", {"security_officer"}),
+    ("dana", "Dana Director", "dhs", {"approver"}),
+    ("tom", "Tom TANF Director", "tanf", {"approver"}),
+    ("steward", "Data Steward", "dhs", {"data_steward"}),
+    ("privacy-officer", "Privacy Officer", "dhs", {"auditor"}),
+]
+
+
+def workspace_settings(workdir: Path) -> Settings:
+    """The settings of a chain workspace (its store, keys and files)."""
+    return Settings(data_dir=workdir / "data", key_dir=workdir / "keys", cache_dir=None)
+
+
+def open_accounts(workdir: Path, password: str) -> list[tuple[str, str, str, str | None]]:
+    """Give every person of a chain workspace an account, to browse it in the web application.
+
+    Returns (user, agency, roles, TOTP secret or None) for each; each agency's administrator
+    creates its people's accounts, as in a real deployment.
+    """
+    from sharewise.services import accounts
+
+    control = control_for(workspace_settings(workdir))
+    everyone = [("ada", "dhs", {"administrator"}), *((uid, agency, roles) for uid, _n, agency, roles in PEOPLE)]
+    everyone.sort(key=lambda p: "administrator" not in p[2])  # administrators first: they open the others
+    admins: dict[str, str] = {}
+    opened = []
+    for user_id, agency, roles in everyone:
+        new = accounts.create_account(control, admins.get(agency, "ada"), user_id, password)
+        if "administrator" in roles:
+            admins.setdefault(agency, user_id)
+        opened.append((user_id, agency, ",".join(sorted(roles)), new.totp_secret))
+    control.store.dispose()
+    return opened
 
 
 def _recipient_certificate(workdir: Path) -> Path:
