@@ -146,6 +146,9 @@ def test_a_request_is_reviewed_and_approved_in_place(browser: Browser, base_url:
         "/consents/new",
         "/agreements",
         "/accounting",
+        "/account",
+        "/account/password",
+        "/account/tokens",
         "/sign-in",
     ],
 )

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from sharewise.cli import accounting as accounting_cli
+from sharewise.cli import accounts as accounts_cli
 from sharewise.cli import audit as audit_cli
 from sharewise.cli import consent as consent_cli
 from sharewise.cli import documents as documents_cli
@@ -42,6 +43,7 @@ app.add_typer(consent_cli.app, name="consent")
 app.command("accounting")(accounting_cli.accounting)
 app.add_typer(workflow_cli.agency_app, name="agency")
 app.add_typer(workflow_cli.user_app, name="user")
+app.add_typer(accounts_cli.app, name="account")
 app.add_typer(workflow_cli.request_app, name="request")
 app.add_typer(workflow_cli.initiative_app, name="initiative")
 app.add_typer(documents_cli.agreement_app, name="agreement")
