@@ -2,6 +2,8 @@
 
 Run: `uv run python bench/bench_share.py` (10 million rows on DuckDB, 1 million on Spark, about
 3-4 minutes on 2 cores). `--rows N` and `--spark-rows N` scale it; `--spark-rows 0` skips Spark.
+`--date-shift DAYS` also runs the spec with both dates shifted per person (keyed by client_id,
+up to DAYS either way) instead of the year reduction, and reports its cost against the spec.
 
 The spec is the issue's typical one: a projection of 7 of 10 columns, two HMAC-SHA256
 pseudonyms, a date reduced to its year and a ZIP code reduced to three digits (000 for the
@@ -14,6 +16,7 @@ show that memory does not grow with the row count.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -28,7 +31,7 @@ import psutil
 from sharewise.pipeline.backend import Backend, ParquetInput, PseudonymPads
 from sharewise.pipeline.duckdb_backend import DuckDBBackend
 from sharewise.pipeline.extract import extract
-from sharewise.pipeline.spec import KEEP, PSEUDONYMIZE, YEAR, ZIP3, FieldPlan, ShareSpec
+from sharewise.pipeline.spec import DATE_SHIFT, KEEP, PSEUDONYMIZE, YEAR, ZIP3, DateShift, FieldPlan, ShareSpec
 
 AS_OF = dt.date(2026, 3, 1)
 KEY = bytes(range(32))
@@ -48,6 +51,13 @@ SPEC = ShareSpec(
     dropped=(),
     permitted_categories=("identity", "contact", "demographics", "eligibility_and_benefits"),
 )
+
+
+def shifted_spec(max_days: int) -> ShareSpec:
+    """The same spec with both dates shifted per person instead of reduced to a year."""
+    fields = tuple(dataclasses.replace(f, transform=DATE_SHIFT) if f.type == "date" else f for f in SPEC.fields)
+    person = FieldPlan("client_id", "identity", "direct", "string", KEEP, "unique_id")
+    return dataclasses.replace(SPEC, fields=fields, date_shift=DateShift(person, max_days))
 
 
 def generate(path: Path, rows: int) -> None:
@@ -92,9 +102,9 @@ def measured(fn: Callable[[], object]) -> tuple[float, int]:
     return elapsed, max(peak, process.memory_info().rss)
 
 
-def run_extract(backend: Backend, source: Path, out: Path) -> int:
+def run_extract(backend: Backend, source: Path, out: Path, spec: ShareSpec = SPEC) -> int:
     backend.register_input(ParquetInput(source))
-    return extract(backend, SPEC, out, "parquet", AS_OF, PseudonymPads.from_key(KEY)).rows
+    return extract(backend, spec, out, "parquet", AS_OF, PseudonymPads.from_key(KEY)).rows
 
 
 def main() -> None:
@@ -102,6 +112,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--spark-rows", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--date-shift", type=int, default=0, metavar="DAYS", help="also measure per-person date shifting"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sharewise-bench-"))
     try:
@@ -132,6 +145,16 @@ def main() -> None:
             f"share  (2 HMACs, year, ZIP3):              {share_s:6.2f} s  {args.rows / share_s / 1e6:5.2f} M rows/s  peak RSS {share_mem / 2**20:,.0f} MiB"
         )
         print(f"ratio share / floor: {share_s / floor_s:.2f}x")
+
+        if args.date_shift:
+            backend = DuckDBBackend(threads=args.threads)
+            spec = shifted_spec(args.date_shift)
+            shift_s, shift_mem = measured(lambda: run_extract(backend, source, work / "share-shifted", spec))
+            backend.close()
+            print(
+                f"share with dates shifted (±{args.date_shift} d):  {shift_s:6.2f} s  {args.rows / shift_s / 1e6:5.2f} M rows/s  peak RSS {shift_mem / 2**20:,.0f} MiB"
+            )
+            print(f"ratio shifted / share: {shift_s / share_s:.2f}x; shifted / floor: {shift_s / floor_s:.2f}x")
 
         quarter = work / "quarter.parquet"
         generate(quarter, args.rows // 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import uuid
@@ -33,19 +34,30 @@ def today() -> dt.date:
 POSTGRES_ADMIN = os.environ.get("SHAREWISE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _postgres_store() -> Iterator[Store]:
-    # A missing PostgreSQL server fails the test (CI must have it); it is never skipped.
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (its SQLAlchemy URL), dropped afterwards.
+
+    A missing PostgreSQL server fails the test (CI must have it); it is never skipped.
+    """
     name = f"sw_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    store = open_store(f"{base}/{name}")
     try:
-        yield store
+        yield f"{base}/{name}"
     finally:
-        store.dispose()
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _postgres_store() -> Iterator[Store]:
+    with postgres_database() as url:
+        store = open_store(url)
+        try:
+            yield store
+        finally:
+            store.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from sharewise.api.app import create_app
 from sharewise.policy.model import LawPack
 from sharewise.services import accounts, workflow
 from sharewise.wiring import Control, Settings, control_for
-from tests.conftest import REPO, TODAY
+from tests.conftest import REPO, TODAY, postgres_database
 
 ROLES = (
     "requester",
@@ -118,8 +119,8 @@ class World:
         return agreement_id
 
 
-def build_world(tmp: Path, law: LawPack) -> World:
-    settings = Settings(data_dir=tmp / "data", key_dir=tmp / "keys", cache_dir=None)
+def build_world(tmp: Path, law: LawPack, database_url: str | None = None) -> World:
+    settings = Settings(data_dir=tmp / "data", key_dir=tmp / "keys", cache_dir=None, database_url=database_url)
     control = control_for(settings)
     workflow.add_agency(control, "agency-a", "Agency A", None)
     workflow.add_user(control, "administrator-a", "Admin A", "agency-a", {"administrator"}, None)
@@ -136,8 +137,11 @@ def build_world(tmp: Path, law: LawPack) -> World:
     return world
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, law: LawPack) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("api"), law)
-    yield w
-    w.control.store.dispose()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, law: LawPack) -> Iterator[World]:
+    """The API on the embedded SQLite store, and on PostgreSQL as multi-agency deployments run it."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres_database()) if request.param == "postgresql" else None
+        w = build_world(tmp_path_factory.mktemp("api"), law, url)
+        yield w
+        w.control.store.dispose()

@@ -120,8 +120,15 @@ def run(
         f"  share {escape(result.share_id)}: {result.extract.rows} rows, {len(result.extract.columns)} columns ({result.extract.format})"
     )
     out.print(f"  package SHA-256 {result.package.sha256}, signed by key {result.signer_key_id}")
-    if result.key_id:
+    spec = result.plan.spec
+    if result.key_id and spec.pseudonymized:
         out.print(f"  pseudonyms with key {result.key_id} of agreement {escape(definition.agreement_id)}")
+    if result.key_id and spec.date_shift:
+        shift = spec.date_shift
+        out.print(
+            f"  dates shifted per person (up to {shift.max_days} days either way, by {escape(shift.person.name)}) "
+            f"with key {result.key_id}"
+        )
     if result.extract.risk:
         r = result.extract.risk
         out.print(

@@ -65,11 +65,12 @@ def extract(
     progress = progress or NoProgress()
     if fmt not in OUTPUT_FORMATS:
         raise InvalidDataError("invalid share", [Problem("output", f"'{fmt}' is not one of parquet, csv")])
-    if spec.pseudonymized:
+    if spec.needs_key:
         if pads is None:
-            raise InvalidDataError("invalid share", [Problem("pseudonymize", "a pseudonym key is required")])
+            what = "pseudonymize" if spec.pseudonymized else "date_shift"
+            raise InvalidDataError("invalid share", [Problem(what, "the agreement's pseudonym key is required")])
         backend.register_key(pads)
-    base = base_sql(spec.fields, as_of.year)
+    base = base_sql(spec.fields, as_of.year, spec.date_shift)
     data = directory / "data"
     risk: RiskReport | None = None
     if spec.form == "aggregate":

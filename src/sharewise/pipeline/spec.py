@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sharewise.domain.errors import InvalidDataError, Problem
@@ -18,6 +18,11 @@ YEAR = "year"  # a date reduced to its year
 BIRTH_YEAR = "birth_year"  # a birth date reduced to its year; years indicative of age over 89 withheld
 AGE_TOP_CODED = "age_90_plus"  # ages over 89 reported as 90+
 ZIP3 = "zip3"  # ZIP code reduced to 3 digits, 000 for restricted prefixes
+DATE_SHIFT = "date_shift"  # a date moved by its person's keyed shift (the same for all of that person's dates)
+
+DATE_SHIFT_FORMS = ("identified", "limited_data_set")
+MAX_SHIFT_DAYS = 3650  # ten years: a larger shift would leave dates that no analysis could use
+_PERSON_TYPES = ("string", "integer")  # types whose text is the same on every engine
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,25 @@ class AggregateOptions:
 
 
 @dataclass(frozen=True)
+class DateShiftOptions:
+    """What a share file asks: shift every date of a person by the same keyed number of days."""
+
+    by: str  # the field that identifies the person (it need not leave)
+    max_days: int = 180
+
+
+@dataclass(frozen=True)
+class DateShift:
+    """The person field whose keyed digest sets each person's shift, and the largest shift in days (either way)."""
+
+    person: FieldPlan
+    max_days: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"by": self.person.name, "max_days": self.max_days}
+
+
+@dataclass(frozen=True)
 class ShareSpec:
     """What leaves in one share: fields with their transformations, and what stays with why."""
 
@@ -77,6 +101,7 @@ class ShareSpec:
     permitted_categories: tuple[str, ...]
     deidentification: DeidentificationOptions = field(default_factory=DeidentificationOptions)
     aggregate: AggregateOptions = field(default_factory=AggregateOptions)
+    date_shift: DateShift | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -85,6 +110,15 @@ class ShareSpec:
     @property
     def pseudonymized(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.transform == PSEUDONYMIZE)
+
+    @property
+    def shifted_dates(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.transform == DATE_SHIFT)
+
+    @property
+    def needs_key(self) -> bool:
+        """Whether the agreement's pseudonym key is needed: for pseudonyms or for date shifts."""
+        return bool(self.pseudonymized or self.date_shift)
 
     @property
     def quasi_identifiers(self) -> tuple[str, ...]:
@@ -107,6 +141,8 @@ class ShareSpec:
         if self.form == "aggregate":
             data["aggregate_by"] = list(self.aggregate.by)
             data["hide_at_most"] = self.aggregate.hide_at_most
+        if self.date_shift is not None:
+            data["date_shift"] = self.date_shift.as_dict()
         return data
 
 
@@ -119,11 +155,13 @@ def build_spec(
     pseudonymize: Sequence[str] = (),
     deidentification: DeidentificationOptions | None = None,
     aggregate: AggregateOptions | None = None,
+    date_shift: DateShiftOptions | None = None,
 ) -> ShareSpec:
     """Apply minimum necessary, the determination's categories and the form's rules to the source fields.
 
     A field leaves only if the dictionary maps it, the requester needs it, the determination
     covers its category and the form allows it. Every other source field is listed with why.
+    With date_shift, every date that leaves as it is (not pseudonymized) is shifted instead.
     """
     if form not in FORMS:
         raise InvalidDataError("invalid share", [Problem("form", f"'{form}' is not one of {', '.join(FORMS)}")])
@@ -158,6 +196,7 @@ def build_spec(
         problems.append(Problem("deidentification.max_suppression", "a share between 0 and 1"))
     if agg.hide_at_most < 0:
         problems.append(Problem("aggregate.hide_at_most", "must not be negative"))
+    shift = _date_shift(dictionary, source, form, date_shift, problems) if date_shift is not None else None
     if problems:
         raise InvalidDataError("invalid share", problems)
 
@@ -178,6 +217,8 @@ def build_spec(
         outcome = _plan_for_form(entry, form, name in pseudonymize, agg)
         if isinstance(outcome, DroppedField):
             dropped.append(outcome)
+        elif shift is not None and outcome.type == "date" and outcome.transform == KEEP:
+            plans.append(replace(outcome, transform=DATE_SHIFT))
         else:
             plans.append(outcome)
     if form == "aggregate":
@@ -192,7 +233,44 @@ def build_spec(
         plans = [p for n in agg.by for p in plans if p.name == n]
     if not plans:
         raise InvalidDataError("invalid share", [Problem("needs", "no needed field may leave: nothing to share")])
-    return ShareSpec(form, tuple(plans), tuple(dropped), permitted, deid, agg)
+    if shift is not None and not any(p.transform == DATE_SHIFT for p in plans):
+        raise InvalidDataError(
+            "invalid share", [Problem("date_shift", "no date field leaves in this share as a date: nothing to shift")]
+        )
+    return ShareSpec(form, tuple(plans), tuple(dropped), permitted, deid, agg, shift)
+
+
+def _date_shift(
+    dictionary: DataDictionary, source: list[str], form: str, options: DateShiftOptions, problems: list[Problem]
+) -> DateShift | None:
+    """Check a date-shift request; the person field is read as the dictionary types it."""
+    before = len(problems)
+    if form == "deidentified":
+        problems.append(
+            Problem("date_shift", "not allowed in a de-identified share: Safe Harbor reduces every date to its year")
+        )
+    elif form not in DATE_SHIFT_FORMS:
+        problems.append(Problem("date_shift", "not allowed in an aggregate share: it publishes counts, not dates"))
+    if isinstance(options.max_days, bool) or not isinstance(options.max_days, int):
+        problems.append(Problem("date_shift.max_days", "a whole number of days"))
+    elif not 1 <= options.max_days <= MAX_SHIFT_DAYS:
+        problems.append(Problem("date_shift.max_days", f"from 1 to {MAX_SHIFT_DAYS} days"))
+    entry = dictionary.get(options.by)
+    where = f"date_shift.by: {options.by}"
+    if options.by not in source:
+        problems.append(Problem(where, "the source has no such column"))
+    elif entry is None:
+        problems.append(Problem(where, f"no data dictionary maps this column ({dictionary.source})"))
+    elif not entry.is_direct or entry.type not in _PERSON_TYPES:
+        problems.append(
+            Problem(
+                where, "the person field must be a direct identifier of type string or integer, such as a client id"
+            )
+        )
+    if len(problems) > before or entry is None:
+        return None
+    person = FieldPlan(entry.name, entry.category, entry.identifier, entry.type, KEEP, entry.kind, entry.date_format)
+    return DateShift(person, options.max_days)
 
 
 def effective_category(entry: FieldEntry, form: str) -> str:

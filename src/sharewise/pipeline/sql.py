@@ -9,12 +9,31 @@ from importlib import resources
 
 import sqlglot
 
-from sharewise.pipeline.spec import AGE_TOP_CODED, BIRTH_YEAR, KEEP, PSEUDONYMIZE, YEAR, ZIP3, FieldPlan
+from sharewise.pipeline.spec import (
+    AGE_TOP_CODED,
+    BIRTH_YEAR,
+    DATE_SHIFT,
+    KEEP,
+    PSEUDONYMIZE,
+    YEAR,
+    ZIP3,
+    DateShift,
+    FieldPlan,
+)
 
 SOURCE = "sw_source"  # the view a backend registers over the input
 KEY_TABLE = "sw_pseudonym_key"  # one row: the HMAC inner and outer pads of the agreement's key
 _KEY_ALIAS = "sw_k"
 GROUP_COLUMN = "sw_group_size"
+
+# Date shifts are HMACs under the agreement's pseudonym key of this label followed by the
+# person's value. The label starts with 0xFF, a byte no UTF-8 text contains, so no pseudonym
+# (the HMAC of a value's UTF-8 text) can ever equal a date-shift digest.
+DATE_SHIFT_LABEL = b"\xffsharewise/date-shift/v1\x00"
+DATE_SHIFT_DIGITS = 12  # hex digits of the digest read as an integer: 48 bits, so the modulo bias is < 2^-35
+_SHIFT_DIGEST = "sw_shift_digest"
+_SHIFT_REMAINDER = "sw_shift_remainder"
+_SHIFT_KEY_ALIAS = "sw_dk"
 
 SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "decimal": "DOUBLE", "date": "DATE", "boolean": "BOOLEAN"}
 
@@ -56,13 +75,15 @@ def typed(plan: FieldPlan) -> str:
     return f"CAST({column} AS {SQL_TYPES[plan.type]})"
 
 
-def hmac_sha256(expr: str, key_alias: str = _KEY_ALIAS) -> str:
-    """HMAC-SHA256 (RFC 2104) of the UTF-8 text of expr, as 64 hex digits, from the key table's pads.
+def hmac_sha256(expr: str, key_alias: str = _KEY_ALIAS, label: bytes = b"") -> str:
+    """HMAC-SHA256 (RFC 2104) of label followed by the UTF-8 text of expr, as 64 hex digits, from the key table's pads.
 
     Neither engine has HMAC, both have SHA-256 over bytes: H((K^opad) || H((K^ipad) || m)).
     The key never appears in the SQL text; it sits in a one-row table the backend registers.
     """
     message = f"ENCODE(CAST({expr} AS VARCHAR))"
+    if label:
+        message = f"UNHEX({literal(label.hex())}) || {message}"
     return f"SHA256({key_alias}.opad || UNHEX(SHA256({key_alias}.ipad || {message})))"
 
 
@@ -76,11 +97,50 @@ def zip3(expr: str) -> str:
     )
 
 
-def transformed(plan: FieldPlan, as_of_year: int) -> str:
+def hex_to_integer(expr: str, digits: int) -> str:
+    """The first `digits` lowercase hex digits of expr as a non-negative integer.
+
+    Written digit by digit because the engines share no hex-to-integer function (DuckDB casts
+    '0x..' text, Spark has CONV); each digit is widened to BIGINT first, as Spark's ANSI mode
+    raises on INTEGER overflow.
+    """
+    terms = [
+        f"(CAST(STRPOS('0123456789abcdef', SUBSTRING({expr}, {i + 1}, 1)) AS BIGINT) - 1) * {16 ** (digits - 1 - i)}"
+        for i in range(digits)
+    ]
+    return "(" + " + ".join(terms) + ")"
+
+
+def shift_days(max_days: int) -> str:
+    """The person's shift from the remainder r in [0, 2 max): r < max gives r - max (-max..-1), else r - max + 1 (1..max).
+
+    So the shift is uniform over the 2 max whole days from -max to +max, never 0; NULL stays NULL.
+    """
+    r = _SHIFT_REMAINDER
+    return f"CAST(CASE WHEN {r} >= {max_days} THEN {r} - {max_days - 1} ELSE {r} - {max_days} END AS INTEGER)"
+
+
+def date_shift_source(shift: DateShift) -> str:
+    """The source view with each row's shift remainder added, from the keyed digest of its person field.
+
+    The digest is computed once per row in an inner query, then read as an integer modulo 2 max:
+    a person with no value gets NULL, and so do all their dates (never left unshifted).
+    """
+    digest = hmac_sha256(typed(shift.person), _SHIFT_KEY_ALIAS, DATE_SHIFT_LABEL)
+    keyed = f"SELECT {SOURCE}.*, {digest} AS {_SHIFT_DIGEST} FROM {SOURCE} CROSS JOIN {KEY_TABLE} AS {_SHIFT_KEY_ALIAS}"
+    remainder = f"{hex_to_integer(_SHIFT_DIGEST, DATE_SHIFT_DIGITS)} % {2 * shift.max_days}"
+    return f"(SELECT sw_keyed.*, {remainder} AS {_SHIFT_REMAINDER} FROM ({keyed}) AS sw_keyed) AS sw_dated"
+
+
+def transformed(plan: FieldPlan, as_of_year: int, shift: DateShift | None = None) -> str:
     """A field after its transformation (for de-identified data: before any generalization)."""
     value = typed(plan)
     if plan.transform == KEEP:
         return value
+    if plan.transform == DATE_SHIFT:
+        if shift is None:
+            raise ValueError("a shifted date needs the share's date shift")
+        return f"{value} + {shift_days(shift.max_days)}"
     if plan.transform == PSEUDONYMIZE:
         return hmac_sha256(value)
     if plan.transform == YEAR:
@@ -95,12 +155,13 @@ def transformed(plan: FieldPlan, as_of_year: int) -> str:
     raise ValueError(f"unknown transform {plan.transform}")
 
 
-def base_sql(plans: Sequence[FieldPlan], as_of_year: int) -> str:
-    """SELECT of every planned field, transformed, from the source view."""
-    columns = ", ".join(f"{transformed(p, as_of_year)} AS {quote(p.name)}" for p in plans)
+def base_sql(plans: Sequence[FieldPlan], as_of_year: int, shift: DateShift | None = None) -> str:
+    """SELECT of every planned field, transformed, from the source view (with each row's date shift, if any)."""
+    columns = ", ".join(f"{transformed(p, as_of_year, shift)} AS {quote(p.name)}" for p in plans)
     needs_key = any(p.transform == PSEUDONYMIZE for p in plans)
     join = f" CROSS JOIN {KEY_TABLE} AS {_KEY_ALIAS}" if needs_key else ""
-    return f"SELECT {columns} FROM {SOURCE}{join}"
+    source = date_shift_source(shift) if shift is not None else SOURCE
+    return f"SELECT {columns} FROM {source}{join}"
 
 
 def _band(expr: str, width: int) -> str:

@@ -26,7 +26,14 @@ from sharewise.pipeline.backend import Backend, CsvInput, Input, ParquetInput, P
 from sharewise.pipeline.dictionary import DataDictionary, load_dictionary
 from sharewise.pipeline.extract import ExtractResult, Progress, extract
 from sharewise.pipeline.propose import proposal_yaml, propose_fields, read_sample
-from sharewise.pipeline.spec import AggregateOptions, DeidentificationOptions, ShareSpec, build_spec
+from sharewise.pipeline.spec import (
+    MAX_SHIFT_DAYS,
+    AggregateOptions,
+    DateShiftOptions,
+    DeidentificationOptions,
+    ShareSpec,
+    build_spec,
+)
 from sharewise.pipeline.sql import person_index_sql
 from sharewise.pipeline.stage import postgres_columns, stage_postgres
 from sharewise.policy.model import LawPack
@@ -50,6 +57,7 @@ _KEYS = (
     "recipient_certificate",
     "deidentification",
     "aggregate",
+    "date_shift",
 )
 
 
@@ -69,6 +77,7 @@ class ShareDefinition:
     deidentification: DeidentificationOptions = field(default_factory=DeidentificationOptions)
     aggregate: AggregateOptions = field(default_factory=AggregateOptions)
     label: str = "share"
+    date_shift: DateShiftOptions | None = None  # off unless the share file asks for it
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,7 @@ def parse_share(data: Any, law: LawPack, base: Path, label: str = "share") -> Sh
     options_ok = isinstance(deid, Mapping) and isinstance(agg, Mapping)
     if not options_ok:
         problems.append(Problem(f"{label}: deidentification/aggregate", "mappings of options"))
+    date_shift = _date_shift(data.get("date_shift"), label, problems)
     if problems or request is None or dictionary is None or source is None or agreement is None:
         raise InvalidDataError("invalid share file", problems)
     try:
@@ -186,7 +196,29 @@ def parse_share(data: Any, law: LawPack, base: Path, label: str = "share") -> Sh
         deidentification=deid_options,
         aggregate=agg_options,
         label=label,
+        date_shift=date_shift,
     )
+
+
+def _date_shift(value: Any, label: str, problems: list[Problem]) -> DateShiftOptions | None:
+    """The share file's date_shift: {by: PERSON FIELD, max_days: N}; absent means dates leave unshifted."""
+    if value is None:
+        return None
+    where = f"{label}: date_shift"
+    if not isinstance(value, Mapping):
+        problems.append(Problem(where, "a mapping: {by: the person field, max_days: N}"))
+        return None
+    before = len(problems)
+    problems.extend(Problem(f"{where}.{k}", "unknown key") for k in value if k not in ("by", "max_days"))
+    by = value.get("by")
+    if not isinstance(by, str) or not by:
+        problems.append(Problem(f"{where}.by", "required: the field that identifies the person, such as client_id"))
+    max_days = value.get("max_days", 180)
+    if isinstance(max_days, bool) or not isinstance(max_days, int) or not 1 <= max_days <= MAX_SHIFT_DAYS:
+        problems.append(Problem(f"{where}.max_days", f"a whole number of days from 1 to {MAX_SHIFT_DAYS}"))
+    if len(problems) > before:
+        return None
+    return DateShiftOptions(str(by), int(max_days))
 
 
 def _source(value: Any, base: Path, label: str, problems: list[Problem]) -> Input | None:
@@ -264,6 +296,7 @@ def plan(definition: ShareDefinition, law: LawPack, today: dt.date, backend: Bac
         definition.pseudonymize,
         definition.deidentification,
         definition.aggregate,
+        definition.date_shift,
     )
     return SharePlan(definition, determination, dictionary, spec)
 
@@ -301,6 +334,22 @@ def _manifest(
         },
         "deidentification": extracted.risk.as_dict() if extracted.risk else None,
         "suppression": extracted.suppression or None,
+        "date_shift": _date_shift_record(result_plan.spec, key),
+    }
+
+
+def _date_shift_record(spec: ShareSpec, key: PseudonymKey | None) -> dict[str, Any] | None:
+    """That dates were shifted, which, by how much at most and under which key; never any shift itself."""
+    if spec.date_shift is None or key is None:
+        return None
+    return {
+        "shifted": True,
+        "fields": list(spec.shifted_dates),
+        "by": spec.date_shift.person.name,
+        "max_days": spec.date_shift.max_days,
+        "method": "per-person whole days in [-max_days, +max_days] except 0, from HMAC-SHA256 under the key",
+        "key_id": key.key_id,
+        "key_version": key.version,
     }
 
 
@@ -348,7 +397,7 @@ def run(
     sealed: package.SealedPackage | None = None
     disclosed = False
     try:
-        key = keys.pseudonym_key(definition.agreement_id) if spec.pseudonymized else None
+        key = keys.pseudonym_key(definition.agreement_id) if spec.needs_key else None
         signer = keys.signing_key()
         source = definition.source
         if isinstance(source, PostgresInput):
