@@ -193,7 +193,7 @@ def seal(
     signer_pem = signer.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    partial = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     bundle = staging / f".bundle-{secrets.token_hex(4)}.tar"
     try:
         with tarfile.open(bundle, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -212,6 +212,27 @@ def seal(
     finally:
         bundle.unlink(missing_ok=True)
     return SealedPackage(partial, target, sealed.sha256, sealed.bytes)
+
+
+_PARTIAL = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.partial$")
+
+
+def sweep_partials(directory: Path) -> list[Path]:
+    """Remove unpublished package files left by processes that no longer run (a crash or kill -9).
+
+    Files of a running process are left alone, so concurrent shares into one directory are safe.
+    """
+    import psutil
+
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        match = _PARTIAL.match(path.name)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _write_chunk(handle: BinaryIO, data: bytes) -> None:

@@ -393,7 +393,8 @@ def run(
     recipient = package.load_certificate(definition.recipient_certificate)
     target = out_dir / f"{share_id}{package.PACKAGE_SUFFIX}"
     spec = share_plan.spec
-    staging = Path(tempfile.mkdtemp(prefix="sharewise-share-", dir=work_dir))
+    _sweep_leftovers(work_dir, out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=work_dir))
     sealed: package.SealedPackage | None = None
     disclosed = False
     try:
@@ -468,6 +469,26 @@ def run(
     return ShareResult(
         share_id, share_plan, extracted, published, key.key_id if key else None, package.key_id(signer.public_key())
     )
+
+
+STAGING_PREFIX = "sharewise-share-"
+
+
+def _sweep_leftovers(work_dir: Path | None, out_dir: Path) -> None:
+    """Remove what runs killed before their clean-up left behind: staging directories and unpublished packages.
+
+    Only files of processes that no longer run are removed.
+    """
+    import psutil
+
+    base = work_dir or Path(tempfile.gettempdir())
+    pattern = re.compile(rf"^{re.escape(STAGING_PREFIX)}(\d+)-")
+    if base.is_dir():
+        for path in base.iterdir():
+            match = pattern.match(path.name)
+            if match and path.is_dir() and not psutil.pid_exists(int(match.group(1))):
+                shutil.rmtree(path, ignore_errors=True)
+    package.sweep_partials(out_dir)
 
 
 def _person_tokens(
