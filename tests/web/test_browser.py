@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from sharewise.cli.serve import DEMO_PASSWORD
 from tests.web.conftest import Site
@@ -101,12 +101,12 @@ def test_the_interview_leads_to_a_determination_and_a_sharing_request(
     page.select_option("#kind", "court")
     page.select_option("#purpose", "judicial_proceeding")
     page.click("label[for=data-education_record]")  # USWDS hides the box; people click the label
-    page.click("text=Continue")
-    assert page.locator("#outcome-heading").inner_text() == "More facts are needed"
+    page.click("#interview button[type=submit]")
+    expect(page.locator("#outcome-heading")).to_have_text("More facts are needed")
     shot(page, "interview-questions")
     page.locator("label.usa-radio__label", has_text="Yes").first.click()
-    page.click("text=Update the answer")
-    assert page.locator("#outcome-heading").is_visible()
+    page.click("#interview button[type=submit]")
+    expect(page.locator("#outcome-heading")).to_be_visible()
     shot(page, "interview-outcome")
     page.fill("#title", "School records for the juvenile court")
     page.fill("#use_case", "The court asks for the student's records.")
@@ -133,6 +133,25 @@ def test_a_request_is_reviewed_and_approved_in_place(browser: Browser, base_url:
         assert page.locator("#request-state").inner_text().lower() == state, page.content()[:2000]
         shot(page, f"review-{user}")
         page.context.close()
+
+
+def test_the_interview_answers_as_the_person_chooses_without_reloading(
+    browser: Browser, base_url: str, site: Site
+) -> None:
+    # htmx: each change asks the server again and swaps in the answer; the form still works without JS.
+    page = sign_in(browser, base_url, site, "rosa")
+    page.goto(f"{base_url}/interview")
+    page.evaluate("window.notReloaded = true")
+    page.select_option("#source", "snap")
+    page.select_option("#kind", "state_or_local_agency")
+    page.select_option("#rprogram", "tanf")
+    page.select_option("#purpose", "eligibility_determination")
+    page.click("label[for=data-identity]")
+    expect(page.locator("#outcome-heading")).to_have_text("Permitted")
+    expect(page.locator("#interview-status")).to_contain_text("Permitted")  # announced to screen readers
+    assert page.evaluate("window.notReloaded") is True and "purpose=eligibility_determination" in page.url
+    assert page.locator("#source").input_value() == "snap"  # the choices survive the swap
+    page.context.close()
 
 
 @pytest.mark.parametrize(
