@@ -149,6 +149,18 @@ def test_a_ragged_csv_row_is_a_clear_error_without_its_values(backend: Backend, 
         backend.query("SELECT COUNT(*) FROM sw_source")
     text = caught.value.message + " ".join(str(p) for p in caught.value.problems)
     assert "malformed CSV" in text and "Jane Roe" not in text
+    assert caught.value.problems[0].location.endswith("ragged.csv:3")  # every engine says which line
+
+
+def test_text_in_another_encoding_is_a_clear_error_with_its_line(backend: Backend, tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes("client_id,note\nC1,fine\nC2,Jos\u00e9 private\n".encode("latin-1"))
+    with pytest.raises(InvalidDataError) as caught:
+        backend.register_input(CsvInput(path))
+        backend.query("SELECT COUNT(*), MAX(note) FROM sw_source")
+    text = caught.value.message + " ".join(str(p) for p in caught.value.problems)
+    assert "malformed CSV" in text and "private" not in text
+    assert caught.value.problems[0].location.endswith("latin.csv:3")
 
 
 def test_a_value_that_does_not_match_its_type_is_reported_without_the_value(

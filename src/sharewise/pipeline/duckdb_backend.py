@@ -23,6 +23,43 @@ from sharewise.pipeline.sql import KEY_TABLE, SOURCE, literal
 _ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "latin-1": "latin-1", "iso-8859-1": "latin-1"}
 
 
+def first_bad_csv_line(source: CsvInput) -> tuple[int, str] | None:
+    """The physical line of the first record that is not valid text or does not have the header's cells.
+
+    Streams the file with Python's csv module (never holding it whole, never keeping a value),
+    so engines whose errors carry no line numbers can still say where the problem is.
+    """
+    try:
+        with source.path.open(encoding=source.encoding, newline="") as handle:
+            reader = csv.reader(handle, delimiter=source.delimiter, strict=True)
+            width = None
+            start = 1
+            try:
+                for row in reader:
+                    if width is None:
+                        width = len(row)
+                    elif row and len(row) != width:
+                        return start, f"has {len(row)} cells where the header has {width}"
+                    start = reader.line_num + 1
+            except csv.Error:
+                return start, "has a quoting error"
+    except UnicodeDecodeError:
+        return _first_undecodable_line(source), f"is not {source.encoding} text"
+    except OSError:
+        return None
+    return None
+
+
+def _first_undecodable_line(source: CsvInput) -> int:
+    with source.path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                raw.decode(source.encoding)
+            except UnicodeDecodeError:
+                return number
+    return 1
+
+
 def read_csv_header(source: CsvInput) -> list[str]:
     """The column names of a CSV file's header row; duplicates and blanks are errors."""
     label = str(source.path)
@@ -30,8 +67,9 @@ def read_csv_header(source: CsvInput) -> list[str]:
         with source.path.open(encoding=source.encoding, newline="") as handle:
             header = next(csv.reader(handle, delimiter=source.delimiter), None)
     except UnicodeDecodeError as exc:
+        line = _first_undecodable_line(source)  # the reader decodes ahead, so find the line itself
         raise InvalidDataError(
-            "malformed CSV", [Problem(f"{label}:1", f"the header is not {source.encoding} text")]
+            "malformed CSV", [Problem(f"{label}:{line}", f"the row is not {source.encoding} text")]
         ) from exc
     except OSError as exc:
         raise InvalidDataError("cannot read input", [Problem(label, "cannot read the file")]) from exc

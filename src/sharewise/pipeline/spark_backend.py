@@ -16,7 +16,7 @@ from sharewise.pipeline.backend import (
     WriteResult,
     storage_error,
 )
-from sharewise.pipeline.duckdb_backend import read_csv_header
+from sharewise.pipeline.duckdb_backend import first_bad_csv_line, read_csv_header
 from sharewise.pipeline.sql import KEY_TABLE, SOURCE, render
 
 if TYPE_CHECKING:
@@ -40,12 +40,23 @@ def local_session(cores: int | str = "*", app: str = "sharewise") -> SparkSessio
     return session
 
 
-def translate_spark_error(exc: Exception, label: str) -> InvalidDataError | StorageError:
-    """A Spark error as a sharewise error; Spark's messages quote records, so none of the text is kept."""
+def translate_spark_error(
+    exc: Exception, label: str, csv_source: CsvInput | None = None
+) -> InvalidDataError | StorageError:
+    """A Spark error as a sharewise error; Spark's messages quote records, so none of the text is kept.
+
+    Spark's CSV errors carry no line numbers; for a CSV input the file is scanned to find the line.
+    """
     text = str(exc)
     if "No space left" in text:
         return storage_error(exc, "the engine wrote the extract")
-    if "MALFORMED_CSV_RECORD" in text or "MalformedCSV" in text:
+    malformed = "MALFORMED_CSV_RECORD" in text or "MalformedCSV" in text
+    undecodable = "MalformedInput" in text or "encoding" in text.lower()
+    if (malformed or undecodable) and csv_source is not None:
+        found = first_bad_csv_line(csv_source)
+        if found is not None:
+            return InvalidDataError("malformed CSV", [Problem(f"{label}:{found[0]}", f"the row {found[1]}")])
+    if malformed:
         return InvalidDataError("malformed CSV", [Problem(label, "a row does not match the header (cells or quoting)")])
     if (
         "CAST_INVALID_INPUT" in text
@@ -56,7 +67,7 @@ def translate_spark_error(exc: Exception, label: str) -> InvalidDataError | Stor
             "a value does not match its dictionary type",
             [Problem(label, "a cell does not parse as the type its data dictionary gives (values are not shown)")],
         )
-    if "MalformedInput" in text or "encoding" in text.lower():
+    if undecodable:
         return InvalidDataError("malformed CSV", [Problem(label, "not valid text in the declared encoding")])
     code = re.search(r"\[([A-Z_]+(?:\.[A-Z_]+)?)\]", text)
     return InvalidDataError(
@@ -72,6 +83,7 @@ class SparkBackend:
     def __init__(self, session: SparkSession | None = None) -> None:
         self.session = session or local_session()
         self.label = "input"
+        self.csv_source: CsvInput | None = None
 
     def _frame(self, sql: str) -> DataFrame:
         return self.session.sql(render(sql, self.dialect))
@@ -80,6 +92,7 @@ class SparkBackend:
         if isinstance(source, PostgresInput):
             raise InvalidDataError("stage PostgreSQL tables first", [Problem("source", "use stage_postgres()")])
         self.label = str(source.path)
+        self.csv_source = source if isinstance(source, CsvInput) else None
         try:
             if isinstance(source, CsvInput):
                 header = read_csv_header(source)
@@ -101,7 +114,7 @@ class SparkBackend:
         except Exception as exc:
             if isinstance(exc, InvalidDataError):
                 raise
-            raise translate_spark_error(exc, self.label) from exc
+            raise translate_spark_error(exc, self.label, self.csv_source) from exc
         return list(frame.columns)
 
     def register_key(self, pads: PseudonymPads) -> None:
@@ -115,7 +128,7 @@ class SparkBackend:
         try:
             return [tuple(row) for row in self._frame(sql).collect()]
         except Exception as exc:
-            raise translate_spark_error(exc, self.label) from exc
+            raise translate_spark_error(exc, self.label, self.csv_source) from exc
 
     def text_columns(self, sql: str) -> list[tuple[str, bool]]:
         from pyspark.sql.types import StringType
@@ -123,7 +136,7 @@ class SparkBackend:
         try:
             schema = self._frame(sql).schema
         except Exception as exc:
-            raise translate_spark_error(exc, self.label) from exc
+            raise translate_spark_error(exc, self.label, self.csv_source) from exc
         return [(f.name, isinstance(f.dataType, StringType)) for f in schema.fields]
 
     def write(self, sql: str, directory: Path, fmt: str) -> WriteResult:
@@ -137,7 +150,7 @@ class SparkBackend:
         except OSError as exc:
             raise storage_error(exc, "the engine wrote the extract") from exc
         except Exception as exc:
-            raise translate_spark_error(exc, self.label) from exc
+            raise translate_spark_error(exc, self.label, self.csv_source) from exc
         files: list[str] = []
         for index, part in enumerate(sorted(target.glob(f"part-*.{fmt}"))):
             name = f"part-{index}.{fmt}"
