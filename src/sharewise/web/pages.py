@@ -724,7 +724,8 @@ def interview_url(raw: dict[str, Any]) -> str:
 def mount_web(app: FastAPI, secret: str, secure_cookies: bool, idle_timeout: dt.timedelta) -> None:
     """Add the pages, the static assets and the signed, HttpOnly, SameSite session cookie."""
     app.state.idle_timeout = idle_timeout
-    import sharewise.web.account_pages  # noqa: F401  (it adds its pages to the router)
+    import sharewise.web.account_pages
+    import sharewise.web.record_pages  # noqa: F401  (they add their pages to the router)
 
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
