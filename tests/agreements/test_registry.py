@@ -139,13 +139,31 @@ def test_agreements_are_read_only_by_the_agencies_of_their_request_and_auditors(
     doc.write_text("agreement text")
     with_request = reg.record_draft(control, law, "rita", REQUEST, PARTIES, doc, None, rid)
     without_request = drafted(control, law, tmp_path)
-    assert [r.id for r in reg.listing(control, "rita")] == [with_request]
+    assert {r.id for r in reg.listing(control, "rita")} == {with_request, without_request}  # drafted in her agency
     assert reg.listing(control, "eve") == []
     assert {r.id for r in reg.listing(control, "aud")} == {with_request, without_request}
     assert reg.show(control, "rita", with_request).request_id == rid
     with pytest.raises(AccessDeniedError, match="not a party"):
         reg.show(control, "eve", with_request)
     with pytest.raises(AccessDeniedError, match="not a party"):
-        reg.show(control, "rita", without_request)
+        reg.show(control, "eve", without_request)
     with pytest.raises(AccessDeniedError, match="who is acting"):
         reg.listing(control, None)
+
+
+def test_only_people_of_an_agreements_agencies_act_on_it(control: Control, law: LawPack, tmp_path: Path) -> None:
+    wf.add_agency(control, "doe", "State Dept. of Education", "admin")
+    wf.add_user(control, "ed", "Ed Approver", "doe", {"approver"}, "admin")
+    wf.add_user(control, "eve", "Eve", "doe", {"requester"}, "admin")
+    aid = drafted(control, law, tmp_path)
+    reg.submit_for_review(control, "rita", aid)
+    with pytest.raises(AccessDeniedError, match="not a party"):
+        reg.sign(control, "ed", aid, "discloser")
+    with pytest.raises(AccessDeniedError, match="not a party"):
+        reg.terminate(control, "ed", aid, "not ours to end")
+    rid = wf.create_request(control, law, "rita", "t", "use case", yaml.safe_load(REQUEST.read_text()))
+    doc = tmp_path / "dsa.md"
+    doc.write_text("agreement text")
+    with pytest.raises(AccessDeniedError, match="not their agency"):
+        reg.record_draft(control, law, "eve", REQUEST, PARTIES, doc, None, rid)
+    assert reg.sign(control, "alex", aid, "discloser") == "in_review"

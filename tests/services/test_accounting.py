@@ -12,6 +12,7 @@ from sharewise.audit.signing import CheckpointSigner
 from sharewise.audit.sink import StoreAuditSink
 from sharewise.audit.trail import AuditTrail
 from sharewise.domain.consent import PersonIdentifiers
+from sharewise.domain.errors import AccessDeniedError
 from sharewise.domain.events import DisclosureEvent
 from sharewise.policy.model import LawPack
 from sharewise.services import accounting
@@ -118,6 +119,8 @@ def test_exports_csv_fhir_and_pdf(control: Control, law: LawPack, tmp_path: Path
     pdf = tmp_path / "accounting.pdf"
     accounting.to_pdf(acc, "Ana Example", pdf)
     assert pdf.read_bytes().startswith(b"%PDF")
+    accounting.to_pdf(acc, "Ana <b>O'Brien & Sons", pdf)  # markup characters in names are text, not markup
+    assert pdf.read_bytes().startswith(b"%PDF")
 
 
 def test_every_rule_named_in_the_regimes_exists(law: LawPack) -> None:
@@ -129,3 +132,19 @@ def test_every_rule_named_in_the_regimes_exists(law: LawPack) -> None:
 
 def test_csv_cells_cannot_start_a_formula() -> None:
     assert accounting._safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+
+
+def test_disclosures_are_counted_by_month_for_stewards_and_auditors(control: Control) -> None:
+    from sharewise.services import workflow
+
+    for share in ("s-1", "s-2"):
+        disclose(control, share, "snap", ("identity",), "eligibility_determination", ("snap.program-administration",))
+    counts = accounting.disclosures_by_month(control, "auditor", dt.date(2026, 1, 1))
+    assert counts == {"2026-03": 2}  # the disclosures are dated 1 March 2026
+    assert accounting.disclosures_by_month(control, "auditor", dt.date(2026, 4, 1)) == {}
+    workflow.add_agency(control, "dhs", "DHS", None)
+    workflow.add_user(control, "admin", "Admin", "dhs", {"administrator"}, None)
+    workflow.add_user(control, "aud", "Aud", "dhs", {"auditor"}, "admin")
+    assert accounting.disclosures_by_month(control, "aud", dt.date(2026, 1, 1)) == {"2026-03": 2}
+    with pytest.raises(AccessDeniedError):
+        accounting.disclosures_by_month(control, "admin", dt.date(2026, 1, 1))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sharewise.domain.consent import PersonIdentifiers
 from sharewise.domain.events import AuditEvent
@@ -145,6 +145,24 @@ def accounting_for(
     return result
 
 
+def disclosures_by_month(control: Control, actor: str | None, since: dt.date) -> dict[str, int]:
+    """How many disclosures (share runs) were recorded each month since a date: {"YYYY-MM": count}.
+
+    For data stewards and auditors, who read the accounting; counts only, no person is involved.
+    """
+    start = dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC)
+    year = func.extract("year", disclosures.c.at)
+    month = func.extract("month", disclosures.c.at)
+    query = (
+        select(year.label("y"), month.label("m"), func.count().label("n"))
+        .where(disclosures.c.at >= start)
+        .group_by(year, month)
+    )
+    with control.store.transaction() as conn:
+        authorize(conn, actor, ACCOUNTING_READERS, "see disclosure counts")
+        return {f"{int(r.y):04d}-{int(r.m):02d}": int(r.n) for r in conn.execute(query)}
+
+
 def to_csv(acc: Accounting) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -214,6 +232,8 @@ def to_fhir_audit_events(acc: Accounting, person_reference: str) -> list[dict[st
 
 def to_pdf(acc: Accounting, person_label: str, out: Path) -> None:
     """A printable accounting (PDF) for the person."""
+    from xml.sax.saxutils import escape  # reportlab reads Paragraph text as markup
+
     from reportlab.lib.pagesizes import letter
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table
@@ -222,7 +242,7 @@ def to_pdf(acc: Accounting, person_label: str, out: Path) -> None:
     story: list[Any] = [
         Paragraph("Accounting of disclosures", styles["Title"]),
         Paragraph(
-            f"For: {person_label}. Period: {acc.since.isoformat()} to {acc.generated_at.date().isoformat()}.",
+            f"For: {escape(person_label)}. Period: {acc.since.isoformat()} to {acc.generated_at.date().isoformat()}.",
             styles["Normal"],
         ),
         Spacer(1, 12),
@@ -231,10 +251,10 @@ def to_pdf(acc: Accounting, person_label: str, out: Path) -> None:
     rows += [
         [
             e.at.date().isoformat(),
-            Paragraph(e.recipient, styles["BodyText"]),
-            Paragraph(e.information, styles["BodyText"]),
-            Paragraph(e.purpose, styles["BodyText"]),
-            Paragraph("; ".join(e.citations), styles["BodyText"]),
+            Paragraph(escape(e.recipient), styles["BodyText"]),
+            Paragraph(escape(e.information), styles["BodyText"]),
+            Paragraph(escape(e.purpose), styles["BodyText"]),
+            Paragraph(escape("; ".join(e.citations)), styles["BodyText"]),
         ]
         for e in acc.entries
     ]
@@ -243,7 +263,9 @@ def to_pdf(acc: Accounting, person_label: str, out: Path) -> None:
         story += [
             Spacer(1, 12),
             Paragraph(
-                f"{sum(acc.exempt.values())} disclosure(s) are exempt from accounting ({'; '.join(acc.exempt)}).",
+                escape(
+                    f"{sum(acc.exempt.values())} disclosure(s) are exempt from accounting ({'; '.join(acc.exempt)})."
+                ),
                 styles["Normal"],
             ),
         ]

@@ -71,6 +71,10 @@ def record_draft(
     det = determine(law, request, now.date())
     with control.store.transaction() as conn:
         actor = _user(conn, actor_id, "requester", "legal_reviewer", "approver", "administrator")
+        if request_id is not None and actor.agency_id not in USERS.get(conn, request_id).agencies:
+            raise AccessDeniedError(
+                f"{actor.id} may not draft an agreement for request '{request_id}': not their agency's"
+            )
         agreement_id = f"a-{now.year}-{secrets.token_hex(4)}"
         record = AgreementRecord(
             id=agreement_id,
@@ -110,6 +114,7 @@ def submit_for_review(control: Control, actor_id: str, agreement_id: str) -> Non
     with control.store.transaction() as conn:
         actor = _user(conn, actor_id, "requester", "legal_reviewer", "administrator")
         record = STORE.get(conn, agreement_id, for_update=True)
+        _require_party(conn, actor, record, "submit")
         if record.state != "draft":
             raise InvalidStateError(f"agreement '{agreement_id}' is {record.state}, not a draft")
         STORE.change(conn, record, state="in_review")
@@ -124,6 +129,7 @@ def sign(control: Control, actor_id: str, agreement_id: str, party: str) -> str:
     with control.store.transaction() as conn:
         actor = _user(conn, actor_id, "approver")
         record = STORE.get(conn, agreement_id, for_update=True)
+        _require_party(conn, actor, record, "sign")
         if record.state not in ("in_review", "signed"):
             raise InvalidStateError(
                 f"agreement '{agreement_id}' is {record.state}; only an agreement in review can be signed"
@@ -143,6 +149,7 @@ def activate(control: Control, actor_id: str, agreement_id: str) -> None:
     with control.store.transaction() as conn:
         actor = _user(conn, actor_id, "approver", "administrator")
         record = STORE.get(conn, agreement_id, for_update=True)
+        _require_party(conn, actor, record, "activate")
         if record.state != "signed":
             raise InvalidStateError(f"agreement '{agreement_id}' is {record.state}; both parties must sign first")
         STORE.change(conn, record, state="active")
@@ -164,6 +171,7 @@ def amend(
     with control.store.transaction() as conn:
         actor = _user(conn, actor_id, "approver", "administrator")
         record = STORE.get(conn, agreement_id, for_update=True)
+        _require_party(conn, actor, record, "amend")
         if record.state in ("expired", "terminated"):
             raise InvalidStateError(f"agreement '{agreement_id}' is {record.state} and cannot be amended")
         values: dict[str, Any] = {}
@@ -199,6 +207,7 @@ def renew(control: Control, actor_id: str, agreement_id: str) -> dt.date:
     with control.store.transaction() as conn:
         actor = _user(conn, actor_id, "approver")
         record = STORE.get(conn, agreement_id, for_update=True)
+        _require_party(conn, actor, record, "renew")
         if record.state_on(control.trail.clock().date()) not in ("active", "expired") or record.state != "active":
             raise InvalidStateError(f"agreement '{agreement_id}' is {record.state}; only active agreements are renewed")
         end = renewal_end(record)
@@ -214,6 +223,7 @@ def terminate(control: Control, actor_id: str, agreement_id: str, reason: str) -
     with control.store.transaction() as conn:
         actor = _user(conn, actor_id, "approver", "administrator")
         record = STORE.get(conn, agreement_id, for_update=True)
+        _require_party(conn, actor, record, "terminate")
         if record.state == "terminated":
             raise InvalidStateError(f"agreement '{agreement_id}' is already terminated")
         STORE.change(conn, record, state="terminated")
@@ -221,13 +231,23 @@ def terminate(control: Control, actor_id: str, agreement_id: str, reason: str) -
         _audit(control, conn, "agreement-terminated", actor, agreement_id)
 
 
+def _agencies(conn: Any, record: AgreementRecord) -> set[str]:
+    """The agencies an agreement belongs to: those of its request, or else the agency of whoever drafted it."""
+    if record.request_id is not None:
+        return set(USERS.get(conn, record.request_id).agencies)
+    drafted = next((e for e in record.events if e.event == "drafted"), None)
+    return {USERS.user(conn, drafted.actor).agency_id} if drafted else set()
+
+
 def _in_scope(conn: Any, user: User, record: AgreementRecord) -> bool:
-    """An agreement is visible to people of the agencies of its request, and to auditors."""
-    if user.has("auditor"):
-        return True
-    if record.request_id is None:
-        return False
-    return user.agency_id in USERS.get(conn, record.request_id).agencies
+    """An agreement is visible to people of its agencies, and to auditors."""
+    return user.has("auditor") or user.agency_id in _agencies(conn, record)
+
+
+def _require_party(conn: Any, user: User, record: AgreementRecord, action: str) -> None:
+    """Acting on an agreement is for people of its agencies only."""
+    if user.agency_id not in _agencies(conn, record):
+        raise AccessDeniedError(f"{user.id} may not {action} agreement '{record.id}': their agency is not a party")
 
 
 def show(control: Control, actor_id: str | None, agreement_id: str) -> AgreementRecord:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Annotated, Any
-from xml.sax.saxutils import escape as xml_escape
 
 import yaml
 from fastapi import Form, Request
@@ -535,8 +534,7 @@ def accounting_pdf(
     acc = accounting_service.accounting_for(context.web, context.law, person, since, user.id)
     with tempfile.TemporaryDirectory(prefix="sharewise-accounting-") as tmp:
         out = Path(tmp) / "accounting.pdf"
-        # The PDF's paragraphs read markup: the name is escaped so that it prints as typed.
-        accounting_service.to_pdf(acc, xml_escape(f"{person.given_name} {person.family_name}"), out)
+        accounting_service.to_pdf(acc, f"{person.given_name} {person.family_name}", out)
         content = out.read_bytes()
     return _attachment(
         content, f"accounting-of-disclosures-{acc.generated_at.date().isoformat()}.pdf", "application/pdf"
@@ -703,7 +701,6 @@ async def _plan(form: FormData, context: Any, user: User, directory: Path, shown
 # The dashboard: disclosures over time --------------------------------------------------------------
 
 CHART_MONTHS = 12
-CHART_RECORDS = 10_000  # the newest share records read from the audit trail (audit.log's limit)
 CHART_W, CHART_H = 640, 240
 PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 44, 8, 20, 44
 
@@ -812,25 +809,12 @@ def monthly_chart(counts: dict[str, int], today: dt.date, incomplete_before: str
 
 
 def disclosure_chart(request: Request, user: User | None) -> DisclosureChart | None:
-    """The dashboard's disclosures over time (a template global), for auditors: the audit trail is theirs to read.
-
-    Counted from the audit trail's `disclosure-recorded` records, the newest CHART_RECORDS share records.
-    """
-    if user is None or not user.has("auditor"):
+    """The dashboard's disclosures over time (a template global), for those who read the accounting."""
+    if user is None or not (user.has("auditor") or user.has("data_steward")):
         return None
     context = ctx(request)
-    records = audit_service.log(context.web, user.id, subject_type="share", limit=CHART_RECORDS)
-    counts: dict[str, int] = {}
-    for r in records:
-        if r["action"] == "disclosure-recorded":
-            month = str(r["at"])[:7]
-            counts[month] = counts.get(month, 0) + 1
-    incomplete = None
-    if len(records) >= CHART_RECORDS:
-        # The oldest month read may have older records unread: the first month counted in full is the next one.
-        oldest = dt.date.fromisoformat(min(str(r["at"])[:7] for r in records) + "-01")
-        incomplete = (oldest + dt.timedelta(days=31)).replace(day=1).strftime("%B %Y")
-    return monthly_chart(counts, context.today(), incomplete)
+    first = _months(context.today(), CHART_MONTHS)[0]
+    return monthly_chart(accounting_service.disclosures_by_month(context.web, user.id, first), context.today())
 
 
 templates.env.globals["agreement_panel"] = agreement_panel
