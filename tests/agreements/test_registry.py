@@ -75,6 +75,10 @@ def test_amendments_keep_before_and_after(control: Control, law: LawPack, tmp_pa
     aid = drafted(control, law, tmp_path)
     with pytest.raises(InvalidDataError):
         reg.amend(control, "alex", aid, term_end=dt.date(2027, 1, 1), reason=" ")
+    effective = reg.show(control, "aud", aid).effective
+    for impossible in (effective, dt.date(9999, 12, 31)):  # not after it starts; not beyond any renewal's calendar
+        with pytest.raises(InvalidDataError, match="invalid end of term"):
+            reg.amend(control, "alex", aid, term_end=impossible, reason="typo")
     reg.amend(control, "alex", aid, authorized_users=[{"role": "analyst", "name": "Kim"}], reason="new analyst")
     event = reg.show(control, "aud", aid).events[-1]
     before = len(yaml.safe_load(PARTIES.read_text()).get("authorized_users", []))

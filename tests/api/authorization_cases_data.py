@@ -1,12 +1,50 @@
-"""How to call the data routes in the authorization matrix (merged into CASES by test_authorization)."""
+"""How to call the data, audit, security and accounting routes in the authorization matrix (merged into CASES)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from tests.api.conftest import World
+from sharewise.consent.fhir import to_fhir
+from sharewise.domain.consent import ConsentRecord
+from tests.api.conftest import CONSENT, PERMITTED, World
 
 Call = tuple[str, dict[str, Any] | None]
+PERSON = {"given_name": "Ana", "family_name": "Example", "date_of_birth": "1990-04-02"}
+SHARE = {
+    "agreement": "agr-matrix",
+    "request": PERMITTED,
+    "dictionary": "none.yaml",
+    "source": {"csv": "none.csv"},
+    "needs": ["client_id"],
+}
 
-CASES: dict[tuple[str, str], Callable[[World, str], Call]] = {}
+CASES: dict[tuple[str, str], Callable[[World, str], Call]] = {
+    ("GET", "/api/v1/audit/records"): lambda w, r: ("/api/v1/audit/records?limit=5", None),
+    ("POST", "/api/v1/audit/checkpoints"): lambda w, r: ("/api/v1/audit/checkpoints", None),
+    ("GET", "/api/v1/audit/export"): lambda w, r: ("/api/v1/audit/export", None),
+    ("GET", "/api/v1/audit/public-key"): lambda w, r: ("/api/v1/audit/public-key", None),
+    ("POST", "/api/v1/accounting/csv"): lambda w, r: ("/api/v1/accounting/csv", {"person": PERSON}),
+    ("POST", "/api/v1/accounting/pdf"): lambda w, r: ("/api/v1/accounting/pdf", {"person": PERSON}),
+    ("POST", "/api/v1/accounting/fhir"): lambda w, r: ("/api/v1/accounting/fhir", {"person": PERSON}),
+    ("POST", "/api/v1/consents/fhir"): lambda w, r: (
+        "/api/v1/consents/fhir",
+        to_fhir(ConsentRecord.model_validate(CONSENT)),
+    ),
+    ("GET", "/api/v1/consents/{consent_id}/fhir"): lambda w, r: (f"/api/v1/consents/{w.new_consent()}/fhir", None),
+    ("POST", "/api/v1/consent-forms"): lambda w, r: ("/api/v1/consent-forms", {"request": PERMITTED, "format": "html"}),
+    ("POST", "/api/v1/security/categorization"): lambda w, r: (
+        "/api/v1/security/categorization",
+        {"request": PERMITTED},
+    ),
+    ("POST", "/api/v1/security/specification"): lambda w, r: (
+        "/api/v1/security/specification",
+        {"request": PERMITTED},
+    ),
+    ("POST", "/api/v1/security/assessment"): lambda w, r: ("/api/v1/security/assessment", {"request": PERMITTED}),
+    ("POST", "/api/v1/security/five-safes"): lambda w, r: ("/api/v1/security/five-safes", {"request": PERMITTED}),
+    ("POST", "/api/v1/shares/plan"): lambda w, r: ("/api/v1/shares/plan", SHARE),
+    ("POST", "/api/v1/shares/runs"): lambda w, r: ("/api/v1/shares/runs", {**SHARE, "agreement": w.new_agreement()}),
+    ("GET", "/api/v1/shares/runs/{share_id}"): lambda w, r: ("/api/v1/shares/runs/s-matrix", None),
+    ("POST", "/api/v1/linkage/jobs"): lambda w, r: ("/api/v1/linkage/jobs", {"kind": "dedupe", "file_a": "none.csv"}),
+}

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.api.conftest import World
+from tests.api.test_routes_workflow import WORKFLOW_CASES
 
 Call = tuple[str, dict[str, Any] | None]
 
-CASES: dict[tuple[str, str], Callable[[World, str], Call]] = {}
+CASES: dict[tuple[str, str], Callable[[World, str], Call]] = dict(WORKFLOW_CASES)

@@ -73,12 +73,17 @@ class World:
     def h(self, role: str, agency: str = "agency-a") -> dict[str, str]:
         return self.headers[(role, agency)]
 
-    def new_request(self, agency: str = "agency-a", request: dict[str, Any] | None = None) -> str:
-        r = self.client.post(
-            "/api/v1/requests",
-            headers=self.h("requester", agency),
-            json={"title": f"Request {next(COUNTER)}", "use_case": "eligibility", "request": request or PERMITTED},
-        )
+    def new_request(
+        self, agency: str = "agency-a", request: dict[str, Any] | None = None, recipient_agency: str | None = None
+    ) -> str:
+        body: dict[str, Any] = {
+            "title": f"Request {next(COUNTER)}",
+            "use_case": "eligibility",
+            "request": request or PERMITTED,
+        }
+        if recipient_agency:
+            body["recipient_agency"] = recipient_agency
+        r = self.client.post("/api/v1/requests", headers=self.h("requester", agency), json=body)
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
@@ -103,8 +108,10 @@ class World:
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
-    def new_agreement(self, agency: str = "agency-a", submitted: bool = False) -> str:
-        request_id = self.new_request(agency)
+    def new_agreement(
+        self, agency: str = "agency-a", submitted: bool = False, recipient_agency: str | None = None
+    ) -> str:
+        request_id = self.new_request(agency, recipient_agency=recipient_agency)
         r = self.client.post(
             "/api/v1/agreements",
             headers=self.h("requester", agency),

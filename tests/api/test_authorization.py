@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+import sharewise.api.routes_data
+import sharewise.api.routes_workflow  # noqa: F401  (their routes join the table on import)
 from sharewise.api.routes import ROUTE_ACCESS, Access
 from tests.api import authorization_cases_data as data_cases
 from tests.api import authorization_cases_workflow as workflow_cases
@@ -99,7 +101,10 @@ CASES.update(data_cases.CASES)
 def expected_allowed(access: Access, role: str, own: bool) -> bool:
     allowed = access.roles is None or role in access.roles
     if access.scoped and not own:
-        allowed = allowed and access.auditor_reads and role == "auditor"
+        readers = {"auditor"} if access.auditor_reads else set()
+        if access.administrator_reads:  # initiatives: administrators of any agency read them
+            readers.add("administrator")
+        allowed = allowed and role in readers
     return allowed
 
 

@@ -216,3 +216,67 @@ def test_a_token_is_refused_roles_its_user_lacks_a_missing_label_and_an_unknown_
     )
     assert too_long.exit_code == 2
     assert account("token", "revoke", "t-000000000000", "--as", "ada", code=4).count("no API token") == 1
+
+
+def test_your_tokens_are_listed_newest_first_with_their_state_and_never_their_secret(tmp_path: Path) -> None:
+    accounts()
+    password_file = tmp_path / "pw.txt"
+    password_file.write_text(RITA_PASSWORD)
+    account("create", "rita", "--password-file", str(password_file), "--as", "ada")
+    assert "no API tokens" in account("token", "list", "--as", "rita")
+    issued = []
+    for roles, label in (("requester", "nightly job"), ("requester,data_steward", "weekly report")):
+        result = runner.invoke(accounts_cli.app, ["token", "issue", "--roles", roles, "--label", label, "--as", "rita"])
+        assert result.exit_code == 0, result.output
+        issued.append((result.stderr.split("token ")[1].split()[0], result.stdout.strip()))
+    account("token", "revoke", issued[0][0], "--as", "rita")
+    result = runner.invoke(accounts_cli.app, ["token", "list", "--as", "rita"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [issued[1][0], issued[0][0]]
+    assert "active" in lines[0] and "data_steward,requester" in lines[0] and lines[0].endswith("weekly report")
+    assert "revoked " in lines[1] and lines[1].endswith("nightly job")
+    assert all(secret not in result.output for _, secret in issued)
+    assert "no API tokens" in account("token", "list", "--as", "ada")  # only your own
+    nobody = account("token", "list", code=2)
+    assert "--as: give --as USER or set SHAREWISE_USER" in nobody
+    assert "no user 'ghost'" in account("token", "list", "--as", "ghost", code=4)
+
+
+def test_an_administrator_resets_a_password_from_a_hidden_prompt_or_a_file(tmp_path: Path) -> None:
+    secret, _ = accounts()
+    password_file = tmp_path / "pw.txt"
+    password_file.write_text(RITA_PASSWORD)
+    account("create", "rita", "--password-file", str(password_file), "--as", "ada")
+    reset = account("reset", "rita", "--as", "ada", input="a phrase set by the administrator\n" * 2)
+    assert "password reset for rita" in reset and "a phrase set by the administrator" not in reset
+    c = control()
+    with pytest.raises(AccessDeniedError):
+        accounts_service.authenticate(c, "rita", RITA_PASSWORD, None)
+    assert accounts_service.authenticate(c, "rita", "a phrase set by the administrator", None).id == "rita"
+    new_file = tmp_path / "new.txt"
+    new_file.write_text("another phrase from a file\n")
+    assert "password reset for rita" in account("reset", "rita", "--password-file", str(new_file), "--as", "ada")
+    assert accounts_service.authenticate(c, "rita", "another phrase from a file", None).id == "rita"
+    actions = [r["action"] for r in audit_service.log(c, "aud", "account", "rita")]
+    assert actions.count("password-reset-completed") == 2
+    assert accounts_service.totp_secret(c, "ada") == secret  # the administrator's own account is untouched
+
+
+def test_a_password_reset_is_refused_to_non_administrators_other_agencies_and_weak_passwords(tmp_path: Path) -> None:
+    accounts()
+    password_file = tmp_path / "pw.txt"
+    password_file.write_text(RITA_PASSWORD)
+    account("create", "rita", "--password-file", str(password_file), "--as", "ada")
+    account("create", "olive", "--password-file", str(password_file), "--as", "ada")
+    good = tmp_path / "good.txt"
+    good.write_text("a perfectly good new phrase")
+    refused = account("reset", "ada", "--password-file", str(good), "--as", "rita", code=9)
+    assert "access_denied" in refused and "administrator role is needed" in refused
+    assert "another agency" in account("reset", "rita", "--password-file", str(good), "--as", "olive", code=9)
+    assert "their own password" in account("reset", "ada", "--password-file", str(good), "--as", "ada", code=9)
+    assert "no account 'aud'" in account("reset", "aud", "--password-file", str(good), "--as", "ada", code=4)
+    weak = account("reset", "rita", "--as", "ada", input="qwertyuiop\nqwertyuiop\n", code=2)
+    assert "a sequence of characters is easily guessed" in weak and "qwertyuiop" not in weak
+    assert "--as: give --as USER" in account("reset", "rita", "--password-file", str(good), code=2)
+    assert accounts_service.authenticate(control(), "rita", RITA_PASSWORD, None).id == "rita"  # unchanged

@@ -98,7 +98,9 @@ def run(setup: dict[str, Any], law: LawPack, sink: FakeSink, actor: str = "u-7",
         control.store.dispose()
 
 
-def test_only_data_stewards_run_shares_once_users_are_registered(setup: dict[str, Any], law: LawPack) -> None:
+def test_once_users_are_registered_only_data_stewards_run_shares_under_a_registered_agreement(
+    setup: dict[str, Any], law: LawPack
+) -> None:
     control = control_in(setup["dir"])
     workflow.add_agency(control, "dhs", "Department of Human Services", None)
     workflow.add_user(control, "admin", "Admin", "dhs", {"administrator"}, None)
@@ -110,9 +112,9 @@ def test_only_data_stewards_run_shares_once_users_are_registered(setup: dict[str
         run(setup, law, sink, actor="clerk")
     with pytest.raises(AccessDeniedError, match="who is acting"):
         run(setup, law, sink, actor="")
+    with pytest.raises(NotFoundError, match="agr-1"):  # a steward needs a registered, active agreement
+        run(setup, law, sink, actor="steward")
     assert not sink.disclosures and not (setup["dir"] / "out").exists()
-    result = run(setup, law, sink, actor="steward")
-    assert result.extract.rows == 60 and sink.disclosures[0].share_id == "s-1"
 
 
 def test_an_approved_share_is_published_verified_and_disclosed(setup: dict[str, Any], law: LawPack) -> None:

@@ -1,15 +1,23 @@
-"""Your account in the web UI: change the password, see the second factor, issue and revoke API tokens."""
+"""Your account in the web UI: change the password, set up the second factor, issue, list and revoke API tokens."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import html as html_lib
 import re
 
+import httpx
 import pyotp
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
+from sqlalchemy import insert
 
-from sharewise.cli.serve import DEMO_PASSWORD
+from sharewise.cli.serve import DEMO_PASSWORD, DemoAccount
+from sharewise.services import accounts as accounts_service
 from sharewise.services import audit as audit_service
+from sharewise.services import workflow as workflow_service
+from sharewise.store.schema import user_roles
 from tests.web import test_browser
 from tests.web.conftest import Site, csrf_of, signed_in
 from tests.web.test_browser import axe_violations, shot, sign_in
@@ -82,12 +90,19 @@ def test_every_account_form_refuses_a_post_without_the_csrf_token(site: Site) ->
         },
         "/account/tokens": {"label": "forged", "roles": "auditor", "expires_in_days": "30"},
         "/account/tokens/revoke": {"token_id": "t-000000000000"},
+        "/account/mfa/begin": {},
+        "/account/mfa/confirm": {"code": "123456"},
     }
     for path, data in posts.items():
         r = client.post(path, data={**data, "csrf_token": "forged"}, follow_redirects=False)
         assert r.status_code == 403, path
         assert "did not come from this site" in r.text
     assert _sign_in(site, "audrey", DEMO_PASSWORD) == 303  # the password is unchanged
+    assert accounts_service.pending_totp(site.control, "audrey") is None  # no enrolment begun
+    anonymous = TestClient(site.app, base_url="https://testserver")
+    anonymous.get("/account/mfa/enrol")
+    r = anonymous.post("/account/mfa/enrol", data={"csrf_token": "forged", "username": "audrey", "password": "x"})
+    assert r.status_code == 403
 
 
 # Password ----------------------------------------------------------------------------------------
@@ -175,6 +190,177 @@ def test_the_second_factor_page_says_whether_codes_are_on_and_never_shows_the_se
     assert r.status_code == 200 and "your roles do not need a second factor" in r.text
 
 
+def _person(site: Site, user: str, roles: set[str]) -> None:
+    """A new person of the county DHS with an account (opened by its administrator)."""
+    workflow_service.add_user(site.control, user, user.title(), "lakeview-dhs", roles, "ada")
+    new = accounts_service.create_account(site.control, "ada", user, DEMO_PASSWORD)
+    site.accounts[user] = DemoAccount(user, ",".join(sorted(roles)), "lakeview-dhs", DEMO_PASSWORD, new.totp_secret)
+
+
+def _grant(site: Site, user: str, role: str) -> None:
+    """A role granted after the account was created (straight in the directory: no service grants roles yet)."""
+    with site.control.store.transaction() as conn:
+        conn.execute(insert(user_roles).values(user_id=user, role=role))
+
+
+def _pending_secret(html: str) -> str:
+    match = re.search(r'id="totp-secret" value="([A-Z2-7]+)"', html)
+    assert match, "no setup key on the page"
+    return match.group(1)
+
+
+def _form_post(client: TestClient, page: str, path: str, **data: str) -> httpx.Response:
+    token = csrf_of(client.get(page).text)
+    return client.post(path, data={"csrf_token": token, **data}, follow_redirects=False)
+
+
+def _wrong_code(secret: str) -> str:
+    totp = pyotp.TOTP(secret)
+    return next(c for c in ("000000", "111111", "222222", "333333") if not totp.verify(c, valid_window=1))
+
+
+def test_a_user_sets_up_an_authenticator_and_sign_in_then_asks_for_its_code(site: Site) -> None:
+    _person(site, "nico", {"requester"})
+    client = signed_in(site, "nico")
+    page = client.get("/account/mfa")
+    assert "Set up an authenticator" in page.text and 'id="totp-secret"' not in page.text
+    r = _form_post(client, "/account/mfa", "/account/mfa/begin")
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa#enrolment"
+    page = client.get("/account/mfa")
+    secret = _pending_secret(page.text)
+    assert secret == accounts_service.pending_totp(site.control, "nico")
+    uri = html_lib.escape(accounts_service.provisioning_uri("nico", secret))
+    assert f'href="{uri}"' in page.text and f'id="totp-uri" value="{uri}"' in page.text
+    assert uri.startswith("otpauth://totp/sharewise:nico?secret=") and "https://" not in uri
+
+    r = _form_post(client, "/account/mfa", "/account/mfa/confirm", code=_wrong_code(secret))
+    assert r.status_code == 422
+    assert "This code does not come from the new secret" in r.text and "Error: One-time codes" in r.text
+    assert 'id="code-error-1"' in r.text and 'aria-invalid="true"' in r.text and 'href="#code"' in r.text
+    assert 'aria-describedby="code-hint code-error-1"' in r.text
+    assert _pending_secret(r.text) == secret  # still there to try again
+    for code, message in (("", "Enter the code your authenticator app shows."), ("12ab", "Enter the 6 digits")):
+        r = _form_post(client, "/account/mfa", "/account/mfa/confirm", code=code)
+        assert r.status_code == 422 and message in r.text
+    assert not accounts_service.has_totp(site.control, "nico")
+
+    r = _form_post(client, "/account/mfa", "/account/mfa/confirm", code=pyotp.TOTP(secret).now())
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa"
+    page = client.get("/account/mfa")
+    assert "Your authenticator is set up" in page.text and "asks for a one-time code at every sign-in" in page.text
+    assert secret not in page.text and "Replace your authenticator" in page.text
+    assert accounts_service.has_totp(site.control, "nico")
+    assert _sign_in(site, "nico", DEMO_PASSWORD) == 401
+    assert _sign_in(site, "nico", DEMO_PASSWORD, pyotp.TOTP(secret).now()) == 303
+    assert {"totp-enrolment-started", "totp-enrolment-failed", "totp-enrolled"} <= set(_actions(site, "nico"))
+    site.accounts["nico"] = dataclasses.replace(site.accounts["nico"], totp_secret=secret)
+
+
+def test_a_confirmation_without_an_enrolment_in_progress_is_reported(site: Site) -> None:
+    client = signed_in(site, "dana")
+    r = _form_post(client, "/account/mfa", "/account/mfa/confirm", code="123456")
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa"
+    assert "No authenticator enrolment is in progress: start one first." in client.get("/account/mfa").text
+
+
+def test_a_replacement_authenticator_takes_over_only_once_confirmed(site: Site) -> None:
+    old = site.accounts["blake"].totp_secret
+    assert old
+    client = signed_in(site, "blake")
+    page = client.get("/account/mfa")
+    assert "Replace your authenticator" in page.text
+    _form_post(client, "/account/mfa", "/account/mfa/begin")
+    page = client.get("/account/mfa")
+    new = _pending_secret(page.text)
+    assert "keeps asking for codes from your current authenticator" in page.text
+    assert _sign_in(site, "blake", DEMO_PASSWORD, pyotp.TOTP(old).now()) == 303
+    r = _form_post(client, "/account/mfa", "/account/mfa/confirm", code=pyotp.TOTP(new).now())
+    assert r.status_code == 303
+    site.accounts["blake"] = dataclasses.replace(site.accounts["blake"], totp_secret=new)
+    assert _sign_in(site, "blake", DEMO_PASSWORD, pyotp.TOTP(old).now()) == 401
+    assert _sign_in(site, "blake", DEMO_PASSWORD, pyotp.TOTP(new).now()) == 303
+
+
+def test_a_privileged_role_granted_later_ends_the_session_and_opens_only_the_enrolment(site: Site) -> None:
+    _person(site, "gale", {"requester"})
+    client = signed_in(site, "gale")
+    assert client.get("/requests").status_code == 200
+    _grant(site, "gale", "approver")
+    r = client.get("/requests", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/sign-in")  # the session ended
+
+    browser = TestClient(site.app, base_url="https://testserver")
+    token = csrf_of(browser.get("/sign-in").text)
+    wrong = browser.post("/sign-in", data={"csrf_token": token, "username": "gale", "password": "not it at all"})
+    assert wrong.status_code == 401 and "/account/mfa" not in wrong.headers.get("location", "")
+    r = browser.post(
+        "/sign-in", data={"csrf_token": token, "username": "gale", "password": DEMO_PASSWORD}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa#enrolment"  # straight into enrolment
+    assert "Missing" in browser.get("/account/mfa").text
+    browser.post("/sign-out", data={"csrf_token": csrf_of(browser.get("/account/mfa").text)})
+    page = browser.get("/account/mfa/enrol")
+    assert page.status_code == 200 and 'action="/account/mfa/enrol"' in page.text
+    r = _form_post(browser, "/account/mfa/enrol", "/account/mfa/enrol", username="gale", password="not it at all")
+    assert r.status_code == 401 and "sign-in failed" in r.text
+    r = _form_post(browser, "/account/mfa/enrol", "/account/mfa/enrol", username="gale", password=DEMO_PASSWORD)
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa#enrolment"
+
+    page = browser.get("/account/mfa")
+    assert page.status_code == 200 and "only to set up an authenticator" in page.text and "Missing" in page.text
+    assert 'href="/requests"' not in page.text and 'href="/account/tokens"' not in page.text  # nothing else offered
+    secret = _pending_secret(page.text)
+    for path in ("/", "/requests", "/account", "/account/password", "/account/tokens"):
+        r = browser.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/sign-in"), path
+    r = browser.post(
+        "/account/tokens",
+        data={"csrf_token": csrf_of(page.text), "label": "x", "roles": "approver"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and accounts_service.list_tokens(site.control, "gale") == []
+    assert browser.get("/account/mfa/enrol", follow_redirects=False).headers["location"] == "/account/mfa"
+
+    r = _form_post(browser, "/account/mfa", "/account/mfa/confirm", code=pyotp.TOTP(secret).now())
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa"
+    assert browser.get("/requests").status_code == 200  # a full session now
+    assert "approver" in browser.get("/account").text
+    site.accounts["gale"] = dataclasses.replace(site.accounts["gale"], totp_secret=secret)
+    assert _sign_in(site, "gale", DEMO_PASSWORD, pyotp.TOTP(secret).now()) == 303
+    assert "totp-enrolled" in _actions(site, "gale")
+
+
+def test_an_enrolling_session_ends_when_idle_and_sign_out_ends_it(site: Site) -> None:
+    _person(site, "hale", {"requester"})
+    _grant(site, "hale", "security_officer")
+    browser = TestClient(site.app, base_url="https://testserver")
+    r = _form_post(browser, "/account/mfa/enrol", "/account/mfa/enrol", username="hale", password=DEMO_PASSWORD)
+    assert r.status_code == 303
+    site.clock.offset += dt.timedelta(minutes=16)
+    try:
+        r = browser.get("/account/mfa", follow_redirects=False)
+    finally:
+        site.clock.offset = dt.timedelta()
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa/enrol"
+    assert "Your session ended after 15 minutes" in browser.get("/account/mfa/enrol").text
+    _form_post(browser, "/account/mfa/enrol", "/account/mfa/enrol", username="hale", password=DEMO_PASSWORD)
+    page = browser.get("/account/mfa")
+    assert 'action="/sign-out"' in page.text
+    browser.post("/sign-out", data={"csrf_token": csrf_of(page.text)})
+    r = browser.get("/account/mfa", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/sign-in?next=/account/mfa"
+
+
+def test_an_account_with_an_authenticator_cannot_use_the_enrolment_sign_in(site: Site) -> None:
+    browser = TestClient(site.app, base_url="https://testserver")
+    r = _form_post(browser, "/account/mfa/enrol", "/account/mfa/enrol", username="avery", password=DEMO_PASSWORD)
+    assert r.status_code == 401 and "sign-in failed: check the user name, password and one-time code" in r.text
+    assert browser.get("/account/mfa", follow_redirects=False).status_code == 303  # no session of any kind
+    assert signed_in(site, "avery").get("/account/mfa/enrol", follow_redirects=False).headers["location"] == (
+        "/account/mfa"
+    )
+
+
 # API tokens --------------------------------------------------------------------------------------
 
 
@@ -239,6 +425,32 @@ def test_a_token_needs_a_label_a_role_and_an_offered_lifetime(site: Site) -> Non
     assert "issued-secret" not in html
 
 
+def test_your_tokens_are_listed_with_a_revoke_button_each_and_never_their_secret(site: Site) -> None:
+    _person(site, "tess", {"security_officer"})
+    client = signed_in(site, "tess")
+    assert "You have no API tokens." in client.get("/account/tokens").text
+    _, html = _issue(client, label="the nightly <extract>", roles="security_officer", expires_in_days="30")
+    token_id, secret = _issued(html)
+    _, other = _issue(signed_in(site, "avery"), label="avery's job", roles="approver", expires_in_days="7")
+    other_id, _ = _issued(other)
+    page = client.get("/account/tokens")
+    row = re.search(rf'<tr>\s*<th scope="row"><code>{token_id}</code></th>(.*?)</tr>', page.text, re.S)
+    assert row, "no row for the token"
+    assert "the nightly &lt;extract&gt;" in row.group(1) and "security officer" in row.group(1)
+    assert ">active<" in row.group(1) and f'name="token_id" value="{token_id}"' in row.group(1)
+    assert f'<span class="usa-sr-only"> token {token_id}</span>' in row.group(1)
+    assert secret not in page.text and other_id not in page.text
+    r = client.post(
+        "/account/tokens/revoke",
+        data={"csrf_token": csrf_of(page.text), "token_id": token_id},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    page = client.get("/account/tokens")
+    row = re.search(rf"<code>{token_id}</code></th>(.*?)</tr>", page.text, re.S)
+    assert row and "revoked " in row.group(1) and "token_id" not in row.group(1)  # no button for a revoked token
+
+
 def test_another_users_token_cannot_be_revoked_unless_by_an_administrator_of_its_agency(site: Site) -> None:
     _, html = _issue(signed_in(site, "audrey"), label="reports", roles="auditor", expires_in_days="90")
     token_id, secret = _issued(html)
@@ -301,5 +513,20 @@ def test_the_account_pages_have_no_wcag_aa_violations_with_or_without_errors(
     assert page.locator("#issued-secret").input_value().startswith("sw_")
     shot(page, "account-token-issued")
     checked["token issued"] = axe_violations(page)
+    page.goto(f"{base_url}/account/tokens")
+    checked["tokens listed"] = axe_violations(page)
+    page.goto(f"{base_url}/account/mfa")
+    page.click("text=Replace your authenticator")
+    assert page.locator("#totp-secret").input_value()
+    page.fill("#code", "12")
+    page.click("text=Confirm the authenticator")
+    page.click("#error-summary a[href='#code']")
+    assert page.evaluate("document.activeElement.id") == "code"
+    shot(page, "account-mfa-enrolment-errors")
+    checked["mfa enrolment with errors"] = axe_violations(page)
     page.context.close()
+    anonymous = browser.new_context(bypass_csp=True).new_page()
+    anonymous.goto(f"{base_url}/account/mfa/enrol")
+    checked["enrolment sign-in"] = axe_violations(anonymous)
+    anonymous.context.close()
     assert all(v == [] for v in checked.values()), checked

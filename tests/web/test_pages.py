@@ -102,7 +102,9 @@ def test_the_interview_turns_into_a_sharing_request(site: Site) -> None:
     assert r.status_code == 303 and r.headers["location"].startswith("/requests/r-")
     shown = client.get(r.headers["location"]).text
     assert "From the interview" in shown
-    assert 'id="five-safes"' in shown and 'id="safe-outputs"' in shown and "Recipient assessment: not yet done." in shown
+    assert (
+        'id="five-safes"' in shown and 'id="safe-outputs"' in shown and "Recipient assessment: not yet done." in shown
+    )
     safeguards = client.get(r.headers["location"] + "/safeguards")
     assert safeguards.status_code == 200 and 'id="controls"' in safeguards.text and "AC-2" in safeguards.text
     oscal = client.get(r.headers["location"] + "/safeguards.json")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sharewise.audit.signing import CheckpointSigner
 from sharewise.audit.sink import StoreAuditSink
 from sharewise.audit.trail import AuditTrail
-from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError
+from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError, NotFoundError
 from sharewise.policy.model import LawPack
 from sharewise.services import workflow as wf
 from sharewise.store.database import Store
@@ -68,13 +68,37 @@ def through_reviews(control: Control, law: LawPack, request: dict[str, Any] = SN
     return rid
 
 
-def test_a_request_goes_from_draft_to_active_through_every_step(control: Control, law: LawPack) -> None:
+def signed_agreement(control: Control, law: LawPack, request_id: str, tmp_path: Path) -> str:
+    """Draft the request's agreement, send it to review, and have both agencies' approvers sign it."""
+    import yaml
+
+    from sharewise.services import agreement_registry
+
+    request_file = tmp_path / f"{request_id}.yaml"
+    request_file.write_text(yaml.safe_dump(SNAP_TO_TANF), encoding="utf-8")
+    document = tmp_path / f"{request_id}.md"
+    document.write_text("agreement text", encoding="utf-8")
+    parties = Path(__file__).resolve().parents[2] / "examples" / "parties" / "lakeview-snap-tanf.yaml"
+    aid = agreement_registry.record_draft(control, law, "rita", request_file, parties, document, None, request_id)
+    agreement_registry.submit_for_review(control, "rita", aid)
+    agreement_registry.sign(control, "alex", aid, "discloser")
+    agreement_registry.sign(control, "dana", aid, "recipient")
+    return aid
+
+
+def test_a_request_goes_from_draft_to_active_through_every_step(control: Control, law: LawPack, tmp_path: Path) -> None:
     rid = through_reviews(control, law)
     assert wf.approve(control, "alex", rid, "approve", None) == "approval"  # one agency of two
     assert wf.approve(control, "dana", rid, "approve", None) == "agreement_pending"
-    wf.execute_agreement(control, "dana", rid, "a-2026-001")
+    with pytest.raises(NotFoundError):
+        wf.execute_agreement(control, "dana", rid, "a-2026-unknown")
+    other = wf.create_request(control, law, "rita", "t", "use case", SNAP_TO_TANF, recipient_agency="dol")
+    with pytest.raises(InvalidDataError, match="not this request's agreement"):
+        wf.execute_agreement(control, "dana", rid, signed_agreement(control, law, other, tmp_path))
+    aid = signed_agreement(control, law, rid, tmp_path)
+    wf.execute_agreement(control, "dana", rid, aid)
     record = wf.show(control, "aud", rid)
-    assert record.state == "active" and record.agreement_id == "a-2026-001"
+    assert record.state == "active" and record.agreement_id == aid
     assert record.determination is not None and record.determination["outcome"] == "permitted"
     assert [s.step for s in record.steps] == [
         "submission",
@@ -179,7 +203,7 @@ def test_an_invalid_disclosure_is_rejected_before_anything_is_stored(control: Co
     assert wf.all_requests(control, "rita") == []
 
 
-def test_law_impact_lists_active_requests_whose_answer_changes(control: Control, law: LawPack) -> None:
+def test_law_impact_lists_active_requests_whose_answer_changes(control: Control, law: LawPack, tmp_path: Path) -> None:
     import dataclasses
 
     from sharewise.services.law_impact import impact
@@ -187,7 +211,7 @@ def test_law_impact_lists_active_requests_whose_answer_changes(control: Control,
     rid = through_reviews(control, law)
     wf.approve(control, "alex", rid, "approve", None)
     wf.approve(control, "dana", rid, "approve", None)
-    wf.execute_agreement(control, "dana", rid, "a-1")
+    wf.execute_agreement(control, "dana", rid, signed_agreement(control, law, rid, tmp_path))
     assert impact(control, law) == []
     # A new pack in which SNAP's administration pathway no longer exists:
     snap = law.authority("snap")
@@ -231,6 +255,8 @@ def test_an_initiative_tracks_the_toolkit_steps_and_groups_requests(control: Con
         initiatives.parse_proposal({"name": "x", "vision": "short", "agencies": [], "sponsors": []}, "bad.yaml")
     with pytest.raises(InvalidDataError, match="unknown step"):
         initiatives.update_step(control, "paul", iid, "celebrate")
+    with pytest.raises(InvalidDataError, match="nothing to change"):
+        initiatives.update_step(control, "paul", iid, "define_use_case")
 
 
 def test_initiatives_are_read_only_by_their_agencies_auditors_and_administrators(

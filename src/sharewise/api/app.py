@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import sharewise.api.routes_data
+import sharewise.api.routes_workflow  # noqa: F401  (they add their routes to the router)
 from sharewise.api import problems
 from sharewise.api.context import AppContext, sourced
 from sharewise.api.routes import router

@@ -28,8 +28,11 @@ class SourcedTrail(AuditTrail):
 
 
 def sourced(control: Control, source: str) -> Control:
-    """The control plane whose audit records name the interface."""
-    return Control(control.store, SourcedTrail(control.trail, source), control.sink, control.settings)
+    """The control plane whose audit records name the interface (its sink writes through the same trail)."""
+    from sharewise.audit.sink import StoreAuditSink
+
+    trail = SourcedTrail(control.trail, source)
+    return Control(control.store, trail, StoreAuditSink(control.store, trail), control.settings)
 
 
 @dataclass

@@ -57,12 +57,14 @@ ALL_ROLES = frozenset(
 class Access:
     """Who may call a route: the roles (None: anyone signed in), and whether the record is agency-scoped.
 
-    scoped: the record belongs to agencies, and people of other agencies are refused (auditors may read).
+    scoped: the record belongs to agencies, and people of other agencies are refused (auditors may
+    read; administrators too where administrator_reads, as for initiatives).
     """
 
     roles: frozenset[str] | None
     scoped: bool = False
     auditor_reads: bool = False
+    administrator_reads: bool = False
 
 
 ANYONE = Access(None)

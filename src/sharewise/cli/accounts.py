@@ -1,4 +1,4 @@
-"""The `sharewise account` commands: create sign-in accounts, change passwords, issue and revoke API tokens."""
+"""The `sharewise account` commands: create sign-in accounts, change and reset passwords, API tokens."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sharewise.services import accounts as service
 from sharewise.wiring import Control, control_for
 
 app = typer.Typer(help="Sign-in accounts (passwords, one-time codes) and API tokens.", no_args_is_help=True)
-token_app = typer.Typer(help="API tokens for machine clients: issue and revoke.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for machine clients: issue, list and revoke.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
 As = Annotated[str | None, typer.Option("--as", help="The user acting (or SHAREWISE_USER).")]
@@ -108,6 +108,24 @@ def password(
     out.print(f"password changed for {user_id}")
 
 
+@app.command("reset")
+@handles_errors
+def reset(
+    user_id: Annotated[str, typer.Argument(help="The user whose password is reset.")],
+    password_file: PasswordFile = None,
+    user: As = None,
+) -> None:
+    """Set a new password for a user of your agency (administrators), without the old one.
+
+    The password comes from a hidden prompt or --password-file and is never echoed; hand it to the user
+    over a trusted channel. Their one-time codes and API tokens are unchanged; a lockout is lifted.
+    """
+    admin = acting_user(user)
+    password = _new_password(password_file)
+    service.reset_password(_control(), admin, user_id, password)
+    out.print(f"password reset for {user_id}")
+
+
 @token_app.command("issue")
 @handles_errors
 def token_issue(
@@ -128,6 +146,24 @@ def token_issue(
         f"expiring in {expires_in_days} days; copy it now: only its hash is kept"
     )
     out.print(issued.secret, markup=False)
+
+
+@token_app.command("list")
+@handles_errors
+def token_list(user: As = None) -> None:
+    """Your API tokens, newest first: id, state, roles, issue and expiry dates, label (never the secret)."""
+    tokens = service.list_tokens(_control(), acting_user(user))
+    if not tokens:
+        err.print("no API tokens")
+        return
+    for t in tokens:
+        state = f"revoked {t.revoked:%Y-%m-%d}" if t.revoked else "active" if t.active else "expired"
+        expires = f"{t.expires:%Y-%m-%d}" if t.expires else "never"
+        out.print(
+            f"{t.id}  {state:18}  {','.join(sorted(t.roles)):24}  issued {t.created:%Y-%m-%d}  "
+            f"expires {expires:10}  {t.label}",
+            markup=False,
+        )
 
 
 @token_app.command("revoke")

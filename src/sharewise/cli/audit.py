@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sharewise.cli.console import acting_user, escape, handles_errors, out
+from sharewise.cli.console import acting_user, escape, handles_errors, out, reading_user
 from sharewise.services import audit as audit_service
 from sharewise.wiring import Settings, control_for
 
@@ -44,9 +44,12 @@ def checkpoint(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Append the signed checkpoint to this file (keep it elsewhere).")
     ] = None,
+    user: Annotated[
+        str | None, typer.Option("--as", help="An auditor, security officer or administrator (or SHAREWISE_USER).")
+    ] = None,
 ) -> None:
     """Sign the chain's current head now."""
-    cp = audit_service.checkpoint(control_for(Settings.from_env()), out_file)
+    cp = audit_service.checkpoint(control_for(Settings.from_env()), out_file, reading_user(user))
     if cp is None:
         out.print("nothing to sign: the chain is empty")
         return

@@ -112,6 +112,30 @@ def create(
     out.print(f"created sharing request {request_id} (draft)")
 
 
+@request_app.command("revise")
+@handles_errors
+def revise(
+    request_id: str,
+    request: Annotated[
+        Path | None, typer.Option("--request", help="YAML: the disclosure in the contract's terms, replacing it.")
+    ] = None,
+    use_case: Annotated[str | None, typer.Option("--use-case", help="The use case, replacing it.")] = None,
+    user: As = None,
+) -> None:
+    """Change a draft (for example one returned with comments); its history stays. Then submit it again."""
+    raw = None
+    if request is not None:
+        try:
+            raw, _ = read_yaml(request)
+        except YamlProblem as exc:
+            raise InvalidDataError("malformed request", exc.problems) from exc
+    if raw is None and use_case is None:
+        raise InvalidDataError("nothing to revise", [Problem("--request/--use-case", "give at least one")])
+    settings = settings_for(None)
+    service.revise(control_for(settings), law_for(settings), acting_user(user), request_id, raw, use_case)
+    out.print(f"{request_id} revised; submit it again when ready")
+
+
 @request_app.command("submit")
 @handles_errors
 def submit(request_id: str, user: As = None) -> None:

@@ -1,10 +1,19 @@
-"""Local accounts and API tokens: argon2id passwords (NIST SP 800-63B), TOTP, throttling, scoped tokens."""
+"""Local accounts and API tokens: argon2id passwords (NIST SP 800-63B), TOTP, throttling, scoped tokens.
+
+A privileged role needs a second factor. An account that holds one without an active TOTP secret
+(a role granted after the account was created) is *pending enrolment*: it cannot sign in for a
+session (`authenticate` refuses it and `user` ends a session it already has), its password opens
+only the enrolment (`sign_in_to_enrol`, `begin_totp`, `confirm_totp`), its API tokens act without
+their privileged roles and no token can be issued with one. Directory users without an account
+never sign in; the trusted command line acts for them.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -82,6 +91,11 @@ def password_problems(password: str, context: tuple[str, ...] = ()) -> list[Prob
     return problems
 
 
+def password_context(user: User) -> tuple[str, ...]:
+    """The words a user's password may not contain: their user name, their name and the service's."""
+    return (user.id, user.name, "sharewise")
+
+
 def _sequences(length: int) -> set[str]:
     runs = ("abcdefghijklmnopqrstuvwxyz", "0123456789", "qwertyuiopasdfghjklzxcvbnm")
     found = set()
@@ -121,6 +135,11 @@ def privileged(user: User) -> bool:
     return bool(user.roles & PRIVILEGED_ROLES)
 
 
+def provisioning_uri(user_id: str, secret: str, issuer: str = "sharewise") -> str:
+    """The otpauth:// URI an authenticator app takes (typed in or shown as a QR code by the app's owner)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=user_id, issuer_name=issuer)
+
+
 @dataclass(frozen=True)
 class NewAccount:
     """An account just created: the TOTP secret is shown once, to enroll an authenticator."""
@@ -129,11 +148,19 @@ class NewAccount:
     totp_secret: str | None
 
     def provisioning_uri(self, issuer: str = "sharewise") -> str | None:
-        return (
-            pyotp.TOTP(self.totp_secret).provisioning_uri(name=self.user_id, issuer_name=issuer)
-            if self.totp_secret
-            else None
-        )
+        return provisioning_uri(self.user_id, self.totp_secret, issuer) if self.totp_secret else None
+
+
+def _account(conn: Connection, user_id: str) -> Any:
+    row = conn.execute(select(accounts).where(accounts.c.user_id == user_id)).first()
+    if row is None:
+        raise NotFoundError(f"no account '{user_id}'")
+    return row
+
+
+def _pending_enrolment(user: User, row: Any) -> bool:
+    # An account (row) whose roles need a second factor it does not have yet.
+    return row is not None and privileged(user) and not row.totp_secret
 
 
 def _bootstrapping(conn: Connection) -> bool:
@@ -161,7 +188,7 @@ def create_account(control: Control, actor_id: str | None, user_id: str, passwor
         if actor is not None and actor.agency_id != user.agency_id and _agency_has_accounts(conn, user.agency_id):
             # Another agency's first account may be set up by any administrator; after that, its own.
             raise AccessDeniedError(f"{actor.id} may not create accounts for another agency")
-        problems = password_problems(password, (user.id, user.name, "sharewise"))
+        problems = password_problems(password, password_context(user))
         if problems:
             raise InvalidDataError("the password is not acceptable", problems)
         if conn.execute(select(accounts.c.user_id).where(accounts.c.user_id == user_id)).first() is not None:
@@ -172,6 +199,7 @@ def create_account(control: Control, actor_id: str | None, user_id: str, passwor
                 user_id=user_id,
                 password_hash=_hasher().hash(_normalize(password)),
                 totp_secret=secret,
+                pending_totp_secret=None,
                 failed_attempts=0,
                 locked_until=None,
                 created_at=now,
@@ -187,7 +215,7 @@ def change_password(control: Control, user_id: str, current: str, new: str) -> N
     authenticate(control, user_id, current, None, check_totp=False)
     with control.store.transaction() as conn:
         user = USERS.user(conn, user_id)
-        problems = password_problems(new, (user.id, user.name, "sharewise"))
+        problems = password_problems(new, password_context(user))
         if problems:
             raise InvalidDataError("the password is not acceptable", problems)
         conn.execute(
@@ -198,19 +226,44 @@ def change_password(control: Control, user_id: str, current: str, new: str) -> N
         _audit(control, conn, "password-changed", user_id, user_id, user.agency_id)
 
 
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes; they were stored in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+    return None if value is None else _utc(value)
 
 
 SIGN_IN_FAILED = "sign-in failed: check the user name, password and one-time code"
+ENROLMENT_REQUIRED = (
+    "sign-in refused: your roles need a one-time code and your account has no authenticator yet; "
+    "enrol one first (in the browser: /account/mfa/enrol)"
+)
+ALREADY_ENROLLED = "the account has an authenticator now: sign in with your one-time code"
 
 
 def authenticate(control: Control, user_id: str, password: str, totp_code: str | None, check_totp: bool = True) -> User:
     """The user, if the password (and for privileged roles the TOTP code) is right; throttled.
 
     After MAX_FAILURES failures the account is locked for LOCKOUT; every failure and success is audited.
-    The error never says which part was wrong.
+    The error never says which part was wrong. An account pending enrolment is refused (ENROLMENT_REQUIRED)
+    even with the right password: it may only `sign_in_to_enrol`. With check_totp=False only the password
+    is proved (to change it), never to open a session.
     """
+    return _sign_in(control, user_id, password, totp_code, "session" if check_totp else "password")
+
+
+def sign_in_to_enrol(control: Control, user_id: str, password: str) -> User:
+    """The user, signed in with the password alone for nothing but enrolling an authenticator.
+
+    Only for an account without an active TOTP secret: a password alone never replaces a second factor, and
+    for an account with one this fails like a wrong password. Throttled and audited like any sign-in.
+    """
+    return _sign_in(control, user_id, password, None, "enrolment")
+
+
+def _sign_in(control: Control, user_id: str, password: str, totp_code: str | None, purpose: str) -> User:
     now = control.trail.clock()
     failure: str | None = None
     user: User | None = None
@@ -224,6 +277,7 @@ def authenticate(control: Control, user_id: str, password: str, totp_code: str |
             user = USERS.user(conn, user_id)
             locked_until = _aware(row.locked_until)
             ok = False
+            refused: str | None = None  # the password was right, yet this sign-in is not allowed
             if locked_until is not None and locked_until > now:
                 failure = "sign-in failed: the account is locked after repeated failures; try again later"
             else:
@@ -231,17 +285,37 @@ def authenticate(control: Control, user_id: str, password: str, totp_code: str |
                     ok = _hasher().verify(row.password_hash, _normalize(password[: MAX_LENGTH * 4]))
                 except (VerificationError, InvalidHashError):
                     ok = False
-                if ok and check_totp and row.totp_secret:
+                if ok and purpose == "session" and row.totp_secret:
                     ok = bool(totp_code) and pyotp.TOTP(row.totp_secret).verify(
                         (totp_code or "").strip(), for_time=now, valid_window=1
                     )
-                failure = None if ok else SIGN_IN_FAILED
-            if failure is None:
+                if ok and purpose == "enrolment" and row.totp_secret:
+                    # A password alone never replaces a second factor; and, to say nothing of whether the
+                    # password was right, this fails (and counts) like a wrong one.
+                    ok = False
+                if not ok:
+                    failure = SIGN_IN_FAILED
+                elif purpose == "session" and _pending_enrolment(user, row):
+                    failure = refused = ENROLMENT_REQUIRED
+            if refused is not None:
+                # The right password, refused only for want of a second factor: not a guess, so nothing is counted.
+                _audit(
+                    control,
+                    conn,
+                    "sign-in-failed",
+                    "anonymous",
+                    user_id,
+                    user.agency_id,
+                    {"reason": "totp-enrolment-required"},
+                    "failure",
+                )
+            elif failure is None:
                 values: dict[str, Any] = {"failed_attempts": 0, "locked_until": None}
                 if _hasher().check_needs_rehash(row.password_hash):
                     values["password_hash"] = _hasher().hash(_normalize(password))
                 conn.execute(update(accounts).where(accounts.c.user_id == user_id).values(**values))
-                _audit(control, conn, "signed-in", user_id, user_id, user.agency_id)
+                details = {"scope": "totp-enrolment"} if purpose == "enrolment" else None
+                _audit(control, conn, "signed-in", user_id, user_id, user.agency_id, details)
             else:
                 attempts = int(row.failed_attempts) + (0 if locked_until and locked_until > now else 1)
                 lock = now + LOCKOUT if attempts >= MAX_FAILURES else locked_until
@@ -268,10 +342,92 @@ def authenticate(control: Control, user_id: str, password: str, totp_code: str |
 def totp_secret(control: Control, user_id: str) -> str | None:
     """The enrolled TOTP secret (for the demo's printed accounts and for tests)."""
     with control.store.transaction() as conn:
-        row = conn.execute(select(accounts.c.totp_secret).where(accounts.c.user_id == user_id)).first()
-    if row is None:
-        raise NotFoundError(f"no account '{user_id}'")
-    return str(row.totp_secret) if row.totp_secret else None
+        secret = _account(conn, user_id).totp_secret
+    return str(secret) if secret else None
+
+
+def has_totp(control: Control, user_id: str) -> bool:
+    """Whether the account asks for a one-time code at sign-in (without handing out the secret)."""
+    with control.store.transaction() as conn:
+        return bool(_account(conn, user_id).totp_secret)
+
+
+def enrolment_required(control: Control, user_id: str) -> bool:
+    """Whether the account holds a privileged role without an active TOTP secret (pending enrolment)."""
+    with control.store.transaction() as conn:
+        row = _account(conn, user_id)
+        return _pending_enrolment(USERS.user(conn, user_id), row)
+
+
+def pending_totp(control: Control, user_id: str) -> str | None:
+    """The secret of an enrolment begun and not yet confirmed, to show its owner again until they confirm it."""
+    with control.store.transaction() as conn:
+        secret = _account(conn, user_id).pending_totp_secret
+    return str(secret) if secret else None
+
+
+def begin_totp(control: Control, user_id: str) -> str:
+    """A new TOTP secret for the account's authenticator, kept pending until `confirm_totp` proves it was added.
+
+    The active secret (if any) keeps working meanwhile; a new call replaces the pending secret.
+    Callers have signed the user in (a session, or `sign_in_to_enrol`).
+    """
+    secret = pyotp.random_base32()
+    with control.store.transaction() as conn:
+        _account(conn, user_id)
+        user = USERS.user(conn, user_id)
+        conn.execute(update(accounts).where(accounts.c.user_id == user_id).values(pending_totp_secret=secret))
+        _audit(control, conn, "totp-enrolment-started", user_id, user_id, user.agency_id)
+    return secret
+
+
+TOTP_CODE = re.compile(r"\d{6}")
+
+
+def confirm_totp(control: Control, user_id: str, code: str) -> None:
+    """Make the pending secret the active one, if the code comes from it; a wrong code changes nothing.
+
+    From then on sign-in asks for a code from this authenticator (any earlier one stops working).
+    """
+    code = re.sub(r"\s", "", code)
+    if not TOTP_CODE.fullmatch(code):
+        raise InvalidDataError(
+            "the one-time code is not acceptable", [Problem("code", "enter the 6 digits your authenticator app shows")]
+        )
+    now = control.trail.clock()
+    wrong = False
+    with control.store.transaction() as conn:
+        row = _account(conn, user_id)
+        user = USERS.user(conn, user_id)
+        pending = row.pending_totp_secret
+        if not pending:
+            raise InvalidStateError("no authenticator enrolment is in progress: start one first")
+        if not pyotp.TOTP(pending).verify(code, for_time=now, valid_window=1):
+            wrong = True
+            _audit(control, conn, "totp-enrolment-failed", user_id, user_id, user.agency_id, outcome="failure")
+        else:
+            done = conn.execute(
+                update(accounts)
+                .where(accounts.c.user_id == user_id, accounts.c.pending_totp_secret == pending)
+                .values(totp_secret=pending, pending_totp_secret=None)
+            )
+            if done.rowcount != 1:  # another enrolment began meanwhile: its secret is the one to confirm
+                raise InvalidStateError("the enrolment changed meanwhile: confirm the newest secret")
+            _audit(
+                control, conn, "totp-enrolled", user_id, user_id, user.agency_id, {"replaced": bool(row.totp_secret)}
+            )
+    if wrong:
+        raise InvalidDataError(
+            "the one-time code does not match",
+            [
+                Problem(
+                    "code",
+                    "this code does not come from the new secret: add the secret to your app, enter the code "
+                    "it shows now, and check that the device's clock is right",
+                )
+            ],
+        )
+    _forget_tokens_of(user_id)  # its tokens get back their privileged roles at once
 
 
 @dataclass(frozen=True)
@@ -302,6 +458,13 @@ def issue_token(
         extra = sorted(roles - actor.roles)
         if extra:
             raise AccessDeniedError(f"{actor.id} may not issue a token with roles they do not hold: {extra}")
+        needing = sorted(roles & PRIVILEGED_ROLES)
+        account = conn.execute(select(accounts.c.totp_secret).where(accounts.c.user_id == actor.id)).first()
+        if needing and _pending_enrolment(actor, account):
+            raise AccessDeniedError(
+                f"{actor.id} may not issue a token with the roles {needing} before enrolling an authenticator "
+                "for one-time codes"
+            )
         token_id = f"t-{secrets.token_hex(6)}"
         secret = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
         conn.execute(
@@ -337,6 +500,48 @@ def revoke_token(control: Control, actor_id: str, token_id: str) -> None:
         _audit(control, conn, "api-token-revoked", actor.id, token_id, actor.agency_id)
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """What is known of an issued token: never its secret nor its hash."""
+
+    id: str
+    label: str
+    roles: frozenset[str]
+    created: dt.datetime
+    expires: dt.datetime | None
+    revoked: dt.datetime | None
+    active: bool  # neither revoked nor expired when listed
+
+
+def list_tokens(control: Control, actor_id: str) -> list[TokenInfo]:
+    """The actor's own API tokens, newest first, revoked and expired ones included."""
+    now = control.trail.clock()
+    with control.store.transaction() as conn:
+        actor = USERS.user(conn, actor_id)
+        rows = conn.execute(
+            select(
+                api_tokens.c.id,
+                api_tokens.c.label,
+                api_tokens.c.roles,
+                api_tokens.c.created_at,
+                api_tokens.c.expires_at,
+                api_tokens.c.revoked_at,
+            )
+            .where(api_tokens.c.user_id == actor.id)
+            .order_by(api_tokens.c.created_at.desc(), api_tokens.c.id)
+        ).all()
+    found = []
+    for row in rows:
+        expires, revoked = _aware(row.expires_at), _aware(row.revoked_at)
+        active = revoked is None and (expires is None or expires > now)
+        found.append(
+            TokenInfo(
+                row.id, row.label, frozenset(row.roles.split(",")), _utc(row.created_at), expires, revoked, active
+            )
+        )
+    return found
+
+
 # Verified tokens, briefly: a machine client's every call need not open a store transaction.
 # Revoking a token clears this process's cache at once; other processes see it within TOKEN_CACHE_TTL.
 TOKEN_CACHE_TTL = dt.timedelta(seconds=5)
@@ -359,6 +564,12 @@ def user_for_token(control: Control, secret: str) -> User:
     return user
 
 
+def _forget_tokens_of(user_id: str) -> None:
+    for digest, (_, cached) in list(_token_cache.items()):
+        if cached.id == user_id:
+            _token_cache.pop(digest, None)
+
+
 def _user_for_digest(control: Control, digest: str, now: dt.datetime) -> User:
     with control.store.transaction() as conn:
         row = conn.execute(select(api_tokens).where(api_tokens.c.token_sha256 == digest)).first()
@@ -368,15 +579,70 @@ def _user_for_digest(control: Control, digest: str, now: dt.datetime) -> User:
         if row.revoked_at is not None or (expires is not None and expires <= now):
             raise AccessDeniedError("the API token is revoked or expired")
         user = USERS.user(conn, row.user_id)
+        account = conn.execute(select(accounts.c.totp_secret).where(accounts.c.user_id == user.id)).first()
     if user.agency_id != row.agency_id:
         raise AccessDeniedError("the API token's agency no longer matches its user")
-    return User(user.id, user.name, user.agency_id, user.roles & frozenset(row.roles.split(",")))
+    roles = user.roles & frozenset(row.roles.split(","))
+    if _pending_enrolment(user, account):
+        roles -= PRIVILEGED_ROLES  # until its user enrols an authenticator
+    return User(user.id, user.name, user.agency_id, roles)
 
 
 def user(control: Control, user_id: str) -> User:
-    """A directory user by id."""
+    """The user a signed-in session acts as, by id; refused while their account is pending enrolment.
+
+    Checked on every page, so a privileged role granted during a session ends that session until the
+    user enrols an authenticator.
+    """
     with control.store.transaction() as conn:
-        return USERS.user(conn, user_id)
+        found = USERS.user(conn, user_id)
+        account = conn.execute(select(accounts.c.totp_secret).where(accounts.c.user_id == user_id)).first()
+    if _pending_enrolment(found, account):
+        raise AccessDeniedError(ENROLMENT_REQUIRED)
+    return found
+
+
+def enrolling_user(control: Control, user_id: str) -> User:
+    """The user of a session opened by `sign_in_to_enrol`, as long as their account has no active TOTP secret."""
+    with control.store.transaction() as conn:
+        found = USERS.user(conn, user_id)
+        if _account(conn, user_id).totp_secret:
+            raise AccessDeniedError(ALREADY_ENROLLED)
+    return found
+
+
+def reset_password(control: Control, admin_id: str, user_id: str, new_password: str) -> None:
+    """An administrator of the user's agency sets a new password for them, without knowing the old one.
+
+    Nothing else is forced: no change at the next sign-in, the second factor and the API tokens stay as they
+    are. The lockout after failed sign-ins is lifted, since it protected the old password.
+    """
+    with control.store.transaction() as conn:
+        admin = USERS.user(conn, admin_id)
+        if not admin.has("administrator"):
+            raise AccessDeniedError(f"{admin.id} may not reset passwords: the administrator role is needed")
+        target = USERS.user(conn, user_id)
+        if target.agency_id != admin.agency_id:
+            raise AccessDeniedError(f"{admin.id} may not reset passwords in another agency")
+        if target.id == admin.id:
+            raise AccessDeniedError(
+                f"{admin.id} may not reset their own password: change it by proving the current one"
+            )
+        _account(conn, user_id)
+        problems = password_problems(new_password, password_context(target))
+        if problems:
+            raise InvalidDataError("the password is not acceptable", problems)
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.user_id == user_id)
+            .values(
+                password_hash=_hasher().hash(_normalize(new_password)),
+                password_changed_at=control.trail.clock(),
+                failed_attempts=0,
+                locked_until=None,
+            )
+        )
+        _audit(control, conn, "password-reset-completed", admin.id, user_id, target.agency_id)
 
 
 # Idempotency keys: a create sent twice with the same key returns the first response.

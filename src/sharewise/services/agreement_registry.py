@@ -22,6 +22,7 @@ from sharewise.workflow.access import User, require_any_role
 from sharewise.workflow.store import SqlWorkflowStore
 
 STORE = SqlAgreementStore()
+MAX_TERM = dt.timedelta(days=50 * 366)  # no agreement runs longer; keeps renewals within the calendar
 USERS = SqlWorkflowStore()
 
 
@@ -180,6 +181,11 @@ def amend(
             values["authorized_users"] = authorized_users
             details["authorized_users"] = {"before": len(record.authorized_users), "after": len(authorized_users)}
         if term_end is not None:
+            if term_end <= record.effective or term_end > record.effective + MAX_TERM:
+                raise InvalidDataError(
+                    "invalid end of term",
+                    [Problem("term_end", f"must fall after {record.effective} and within 50 years of it")],
+                )
             limit = _latest_allowed_end(record)
             if term_end > limit:
                 raise InvalidStateError(

@@ -12,6 +12,7 @@ from sharewise.audit.signing import load_public_key, public_key_pem
 from sharewise.audit.trail import Checkpoint, VerifyReport, canonical, read_checkpoints
 from sharewise.domain.errors import InvalidDataError
 from sharewise.domain.events import AuditEvent
+from sharewise.services.authorization import authorize
 from sharewise.store.schema import audit_records
 from sharewise.wiring import Control
 from sharewise.workflow.access import User, require_role
@@ -49,12 +50,26 @@ def verify(
     return report
 
 
-def checkpoint(control: Control, out: Path | None) -> Checkpoint | None:
-    """Sign the chain's head now; optionally append the checkpoint to a file kept elsewhere."""
+CHECKPOINT_SIGNERS = ("auditor", "security_officer", "administrator")
+
+
+def checkpoint(control: Control, out: Path | None, actor_id: str | None = None) -> Checkpoint | None:
+    """Sign the chain's head now; optionally append the checkpoint to a file kept elsewhere.
+
+    Auditors, security officers and administrators (anyone while no user is registered); signing
+    a checkpoint protects the trail and changes nothing in it.
+    """
     with control.store.transaction() as conn:
+        user = authorize(conn, actor_id, CHECKPOINT_SIGNERS, "sign audit checkpoints")
         control.trail.append(
             conn,
-            AuditEvent(action="checkpoint-signed", actor="system", subject_type="audit", subject_id="chain"),
+            AuditEvent(
+                action="checkpoint-signed",
+                actor=user.id if user else (actor_id or "system"),
+                agency=user.agency_id if user else None,
+                subject_type="audit",
+                subject_id="chain",
+            ),
         )
         cp = control.trail.checkpoint(conn)
     if cp is not None and out is not None:

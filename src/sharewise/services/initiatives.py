@@ -193,6 +193,8 @@ def update_step(
         raise InvalidDataError("unknown step", [Problem("step", f"use one of {', '.join(STEP_IDS)}")])
     if status is not None and status not in STEP_STATUSES:
         raise InvalidDataError("unknown status", [Problem("--status", f"use one of {', '.join(STEP_STATUSES)}")])
+    if owner is None and due is None and status is None:
+        raise InvalidDataError("nothing to change", [Problem("step", "give an owner, a due date or a status")])
     initiative = get(control, actor_id, initiative_id)
     workflow = SqlWorkflowStore()
     with control.store.transaction() as conn:

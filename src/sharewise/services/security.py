@@ -298,7 +298,7 @@ __all__ = [
     "security_law",
     "sign_assessment",
     "sign_assessment_as",
-    "specification_for_request",
     "spec_digest",
+    "specification_for_request",
     "specify",
 ]

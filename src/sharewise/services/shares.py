@@ -18,7 +18,7 @@ import yaml
 
 from sharewise.domain.consent import person_lookup_key
 from sharewise.domain.determination import Determination
-from sharewise.domain.errors import InvalidDataError, NotPermittedError, Problem, SharewiseError
+from sharewise.domain.errors import InvalidDataError, InvalidStateError, NotPermittedError, Problem, SharewiseError
 from sharewise.domain.events import AuditEvent, AuditSink, DetailValue, DisclosureEvent
 from sharewise.domain.outcome import Outcome
 from sharewise.domain.request import Request
@@ -376,6 +376,8 @@ def run(
     """
     with control.store.transaction() as conn:
         user = authorize(conn, actor, SHARE_RUNNERS, "run shares")
+    if user is not None:
+        _require_active_agreement(control, user.id, definition.agreement_id, today)
     actor = user.id if user else (actor or "single-user")
     sink = sink if sink is not None else control.sink
     now = control.trail.clock
@@ -472,6 +474,16 @@ def run(
 
 
 STAGING_PREFIX = "sharewise-share-"
+
+
+def _require_active_agreement(control: Control, actor_id: str, agreement_id: str, today: dt.date) -> None:
+    """Once people are registered, a share runs only under a registered agreement of the steward's agency, active today."""
+    from sharewise.services import agreement_registry
+
+    record = agreement_registry.show(control, actor_id, agreement_id)  # NotFound, or refused for other agencies
+    state = record.state_on(today)
+    if state != "active":
+        raise InvalidStateError(f"agreement '{agreement_id}' is {state}; a share runs only under an active agreement")
 
 
 def _sweep_leftovers(work_dir: Path | None, out_dir: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from sharewise.agreements.registry import SqlAgreementStore
 from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError, Problem
 from sharewise.domain.events import AuditEvent
 from sharewise.domain.outcome import Outcome
@@ -286,6 +287,14 @@ def execute_agreement(control: Control, actor_id: str, request_id: str, agreemen
             raise InvalidStateError(f"request '{request_id}' is in {record.state}, not awaiting its agreement")
         require_any_role(actor, ("approver", "administrator"), "record agreements")
         require_agency(actor, record.agencies, f"record the agreement of '{request_id}'")
+        agreement = SqlAgreementStore().get(conn, agreement_id)  # NotFoundError for an unknown id
+        if agreement.request_id != request_id:
+            raise InvalidDataError(
+                "not this request's agreement",
+                [Problem("agreement", f"agreement '{agreement_id}' was drafted for another request or none")],
+            )
+        if agreement.state not in ("signed", "active"):
+            raise InvalidStateError(f"agreement '{agreement_id}' is {agreement.state}; both parties must sign it first")
         STORE.move(conn, record, "active", agreement_id=agreement_id)
         STORE.add_step(
             conn,

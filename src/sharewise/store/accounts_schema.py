@@ -13,6 +13,8 @@ accounts = Table(
     Column("user_id", String(80), ForeignKey("users.id"), primary_key=True),
     Column("password_hash", String(200), nullable=False),  # argon2id, PHC string
     Column("totp_secret", String(64), nullable=True),  # base32; set when MFA is enrolled
+    # base32; an enrolment begun and not yet confirmed with a code (never used to sign in)
+    Column("pending_totp_secret", String(64), nullable=True),
     Column("failed_attempts", Integer, nullable=False),
     Column("locked_until", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sharewise.api.context import AppContext
-from sharewise.domain.errors import AccessDeniedError, InvalidDataError, NotFoundError, Problem
+from sharewise.domain.errors import (
+    AccessDeniedError,
+    InvalidDataError,
+    InvalidStateError,
+    NotFoundError,
+    Problem,
+    SharewiseError,
+)
 from sharewise.services import accounts as accounts_service
 from sharewise.services.accounts import IssuedToken
-from sharewise.web.pages import Csrf, Ctx, Viewer, check_csrf, flash, render, router
+from sharewise.web.pages import Csrf, Ctx, SignInRequired, Viewer, check_csrf, ctx, current_user, flash, render, router
 from sharewise.workflow.access import User
 
 # A field's messages, in the order the form shows its fields (the error summary links to each field by id).
@@ -29,14 +38,10 @@ def _ordered(errors: FieldErrors, fields: tuple[str, ...]) -> FieldErrors:
     return {field: errors[field] for field in fields if errors.get(field)}
 
 
-def _password_context(user: User) -> tuple[str, ...]:
-    # The words the service refuses inside a password (see accounts.create_account and change_password).
-    return (user.id, user.name, "sharewise")
-
-
-def _has_second_factor(context: AppContext, user: User) -> bool:
-    # Only whether a secret is enrolled: the secret itself is never shown again after enrolment.
-    return accounts_service.totp_secret(context.web, user.id) is not None
+def _new_session(request: Request, values: dict[str, str]) -> None:
+    # A new session whenever what it may do changes, as at sign-in: no fixation, and a new CSRF token.
+    request.session.clear()
+    request.session.update({**values, "csrf": secrets.token_urlsafe(32)})
 
 
 # Overview ------------------------------------------------------------------------------------------
@@ -49,7 +54,7 @@ def account_page(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
         "account.html",
         user=user,
         roles=sorted(user.roles),
-        has_totp=_has_second_factor(context, user),
+        has_totp=accounts_service.has_totp(context.web, user.id),
         needs_totp=accounts_service.privileged(user),
     )
 
@@ -93,7 +98,7 @@ def change_password(
     if not new_password:
         errors["new_password"] = ["enter a new password"]
     else:
-        problems = accounts_service.password_problems(new_password, _password_context(user))
+        problems = accounts_service.password_problems(new_password, accounts_service.password_context(user))
         if problems:
             errors["new_password"] = [p.message for p in problems]
     if new_password and confirm_password != new_password:
@@ -109,9 +114,7 @@ def change_password(
     except InvalidDataError as exc:
         return _password_form(request, user, {"new_password": [p.message for p in exc.problems]}, 422)
     # A new session after the change, as at sign-in; the CSRF token changes with it.
-    seen = request.session.get("seen")
-    request.session.clear()
-    request.session.update({"uid": user.id, "seen": seen, "csrf": secrets.token_urlsafe(32)})
+    _new_session(request, {"uid": user.id, "seen": context.web.trail.clock().isoformat()})
     flash(request, "Your password is changed. Use the new one from your next sign-in on.")
     return RedirectResponse("/account", status_code=303)
 
@@ -119,15 +122,140 @@ def change_password(
 # Second factor -------------------------------------------------------------------------------------
 
 
-@router.get("/account/mfa")
-def mfa_page(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+# A privileged account without an authenticator (a role granted after it was created) cannot sign in for a
+# session: its password opens only an enrolling session ("enrolling" instead of "uid"), which these pages alone
+# accept; confirming the new authenticator's code turns it into a full session.
+
+
+@dataclass(frozen=True)
+class MfaVisitor:
+    """Who is on the second-factor pages: a signed-in user, or one signed in with the password only to enrol."""
+
+    user: User
+    enrolling: bool
+
+
+def mfa_visitor(request: Request) -> MfaVisitor | None:
+    """The visitor; None when an enrolling session ended (the pages send them back to its sign-in)."""
+    session = request.session
+    uid = session.get("enrolling")
+    if session.get("uid") or not uid:
+        return MfaVisitor(current_user(request), enrolling=False)  # a full session, or the sign-in page
+    context = ctx(request)
+    now = context.web.trail.clock()
+    seen = dt.datetime.fromisoformat(session.get("seen", "1970-01-01T00:00:00+00:00"))
+    if now - seen > request.app.state.idle_timeout:
+        session.clear()
+        flash(request, "Your session ended after 15 minutes without activity. Please sign in again.", "warning")
+        return None
+    try:
+        user = accounts_service.enrolling_user(context.web, str(uid))
+    except SharewiseError:  # enrolled meanwhile, elsewhere: a normal sign-in now
+        session.clear()
+        raise SignInRequired("/account/mfa") from None
+    session["seen"] = now.isoformat()
+    return MfaVisitor(user, enrolling=True)
+
+
+Visitor = Annotated[MfaVisitor | None, Depends(mfa_visitor)]
+ENROL_SIGN_IN = "/account/mfa/enrol"
+
+
+def _mfa_page(
+    request: Request,
+    context: AppContext,
+    visitor: MfaVisitor,
+    errors: FieldErrors | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    user = visitor.user
+    pending = accounts_service.pending_totp(context.web, user.id)
     return render(
         request,
         "account_mfa.html",
-        user=user,
-        has_totp=_has_second_factor(context, user),
+        status_code,
+        # An enrolling visitor sees no site navigation: no other page is open to them yet.
+        user=None if visitor.enrolling else user,
+        visitor=visitor,
+        has_totp=accounts_service.has_totp(context.web, user.id),
         needs_totp=accounts_service.privileged(user),
+        pending=pending,
+        pending_uri=accounts_service.provisioning_uri(user.id, pending) if pending else None,
+        errors=_ordered(errors or {}, ("code",)),
     )
+
+
+@router.get("/account/mfa")
+def mfa_page(request: Request, context: Ctx, visitor: Visitor) -> Response:
+    if visitor is None:
+        return RedirectResponse(ENROL_SIGN_IN, status_code=303)
+    return _mfa_page(request, context, visitor)
+
+
+@router.post("/account/mfa/begin")
+def begin_enrolment(request: Request, context: Ctx, visitor: Visitor, csrf: Csrf) -> Response:
+    check_csrf(request, csrf)
+    if visitor is None:
+        return RedirectResponse(ENROL_SIGN_IN, status_code=303)
+    accounts_service.begin_totp(context.web, visitor.user.id)
+    # The secret is read back from the store by the page: never carried in the session or the redirect.
+    return RedirectResponse("/account/mfa#enrolment", status_code=303)
+
+
+@router.post("/account/mfa/confirm")
+def confirm_enrolment(
+    request: Request,
+    context: Ctx,
+    visitor: Visitor,
+    csrf: Csrf,
+    code: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    if visitor is None:
+        return RedirectResponse(ENROL_SIGN_IN, status_code=303)
+    if not code.strip():
+        return _mfa_page(request, context, visitor, {"code": ["enter the code your authenticator app shows"]}, 422)
+    try:
+        accounts_service.confirm_totp(context.web, visitor.user.id, code)
+    except InvalidDataError as exc:
+        return _mfa_page(request, context, visitor, {"code": [p.message for p in exc.problems]}, 422)
+    except InvalidStateError as exc:  # no enrolment in progress (confirmed or restarted in another window)
+        flash(request, exc.message[:1].upper() + exc.message[1:] + ".", "error")
+        return RedirectResponse("/account/mfa", status_code=303)
+    if visitor.enrolling:
+        # The password at the enrolment sign-in and now a code from the new authenticator: a full sign-in.
+        _new_session(request, {"uid": visitor.user.id, "seen": context.web.trail.clock().isoformat()})
+    flash(request, "Your authenticator is set up: sign-in asks for its one-time code from now on.")
+    return RedirectResponse("/account/mfa", status_code=303)
+
+
+def _enrol_sign_in(request: Request, error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    return render(request, "account_mfa_enrol.html", status_code, user=None, error=error)
+
+
+@router.get("/account/mfa/enrol")
+def enrol_sign_in_form(request: Request) -> Response:
+    if request.session.get("uid") or request.session.get("enrolling"):
+        return RedirectResponse("/account/mfa", status_code=303)
+    return _enrol_sign_in(request)
+
+
+@router.post("/account/mfa/enrol")
+def enrol_sign_in(
+    request: Request,
+    context: Ctx,
+    csrf: Csrf,
+    username: Annotated[str, Form(max_length=80)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        user = accounts_service.sign_in_to_enrol(context.web, username.strip(), password)
+    except AccessDeniedError as exc:
+        return _enrol_sign_in(request, exc.message, 401)
+    _new_session(request, {"enrolling": user.id, "seen": context.web.trail.clock().isoformat()})
+    accounts_service.begin_totp(context.web, user.id)
+    return RedirectResponse("/account/mfa#enrolment", status_code=303)
 
 
 # API tokens ----------------------------------------------------------------------------------------
@@ -146,6 +274,7 @@ def _tokens_page(
         "account_tokens.html",
         status_code,
         user=user,
+        tokens=accounts_service.list_tokens(ctx(request).web, user.id),
         roles=sorted(user.roles),
         lifetimes=TOKEN_LIFETIMES,
         errors=_ordered(errors or {}, (*TOKEN_FIELDS, "token_id")),

@@ -198,10 +198,27 @@ def sign_in(
     try:
         user = accounts_service.authenticate(context.web, username.strip(), password, code or None)
     except AccessDeniedError as exc:
-        return render(request, "sign_in.html", 401, next=_safe_next(next), error=exc.message)
-    request.session.clear()  # a new session on sign-in (no fixation)
-    request.session.update({"uid": user.id, "seen": _now(context).isoformat(), "csrf": secrets.token_urlsafe(32)})
+        if exc.message != accounts_service.ENROLMENT_REQUIRED:
+            return render(request, "sign_in.html", 401, next=_safe_next(next), error=exc.message)
+        # A privileged account without an authenticator: straight into enrolment, and nowhere else.
+        try:
+            enrolling = accounts_service.sign_in_to_enrol(context.web, username.strip(), password)
+        except AccessDeniedError as refused:
+            return render(request, "sign_in.html", 401, next=_safe_next(next), error=refused.message)
+        request.session.clear()
+        request.session.update(
+            {"enrolling": enrolling.id, "seen": _now(context).isoformat(), "csrf": secrets.token_urlsafe(32)}
+        )
+        accounts_service.begin_totp(context.web, enrolling.id)
+        return RedirectResponse("/account/mfa#enrolment", status_code=303)
+    start_session(request, context, user)
     return RedirectResponse(_safe_next(next), status_code=303)
+
+
+def start_session(request: Request, context: AppContext, user: User) -> None:
+    """A new session for a signed-in person (never the one they arrived with: no fixation), with a new CSRF token."""
+    request.session.clear()
+    request.session.update({"uid": user.id, "seen": _now(context).isoformat(), "csrf": secrets.token_urlsafe(32)})
 
 
 @router.post("/sign-out")
@@ -725,7 +742,12 @@ def mount_web(app: FastAPI, secret: str, secure_cookies: bool, idle_timeout: dt.
     """Add the pages, the static assets and the signed, HttpOnly, SameSite session cookie."""
     app.state.idle_timeout = idle_timeout
     import sharewise.web.account_pages
-    import sharewise.web.record_pages  # noqa: F401  (they add their pages to the router)
+    import sharewise.web.oidc_pages
+    import sharewise.web.record_pages
+
+    sharewise.web.oidc_pages.configure_from_env(
+        app
+    )  # a bad identity-provider file stops the server, listing every problem
 
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

@@ -506,7 +506,7 @@ def audit_checkpoint(request: Request, context: Ctx, user: Viewer, csrf: Csrf) -
     _refuse_unless(user, frozenset({"auditor"}), "export audit checkpoints")
     with tempfile.TemporaryDirectory(prefix="sharewise-checkpoint-") as tmp:
         path = Path(tmp) / "checkpoint.jsonl"
-        cp = audit_service.checkpoint(context.web, path)
+        cp = audit_service.checkpoint(context.web, path, user.id)
         if cp is None:
             problem = "There is no checkpoint to export: the chain is empty or no signing key is configured."
             return render(request, "audit.html", 409, user=user, report=None, checkpoint_problem=problem)
