@@ -49,9 +49,14 @@ from argon2 import PasswordHasher
 from sharewise.api.app import create_app
 from sharewise.services import accounts
 from sharewise.wiring import Settings
-accounts.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-uvicorn.run(create_app(Settings.from_env(), session_secret="bench", secure_cookies=False),
-            host="127.0.0.1", port={port}, log_level="warning", access_log=False)
+
+def make():
+    accounts.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    return create_app(Settings.from_env(), session_secret="bench", secure_cookies=False)
+
+if __name__ == "__main__":
+    uvicorn.run("bench_server:make", factory=True, workers={workers}, app_dir={app_dir!r},
+                host="127.0.0.1", port={port}, log_level="warning", access_log=False)
 """
 
 
@@ -101,7 +106,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--audit", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=8, help="Load-generator threads.")
+    parser.add_argument("--server-workers", type=int, default=1, help="uvicorn worker processes.")
     parser.add_argument("--renders", type=int, default=60)
     parser.add_argument("--append", type=Path, default=None, help="Append the results as a section to this file.")
     args = parser.parse_args()
@@ -123,7 +129,9 @@ def main() -> None:
     # The server runs in its own process, so the load generator does not share its interpreter lock.
     env = {**os.environ, "SHAREWISE_DATA_DIR": str(settings.data_dir), "SHAREWISE_KEY_DIR": str(settings.key_dir)}
     env["SHAREWISE_CACHE_DIR"] = "off"
-    server = subprocess.Popen([sys.executable, "-c", SERVER.format(port=port)], env=env, stdout=subprocess.DEVNULL)
+    script = tmp / "bench_server.py"
+    script.write_text(SERVER.format(port=port, workers=args.server_workers, app_dir=str(tmp)), encoding="utf-8")
+    server = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         assert server.poll() is None, "the server process ended"
@@ -189,7 +197,7 @@ def main() -> None:
         f"## API and web pages (bench/bench_api.py, {dt.date.today().isoformat()})",
         "",
         f"SQLite (WAL, synchronous=FULL), {args.requests:,} sharing requests and {args.audit:,} audit records "
-        f"seeded in {seeding:.0f} s; uvicorn (one worker process) on loopback, load generator in another process; {os.cpu_count()} CPUs, "
+        f"seeded in {seeding:.0f} s; uvicorn ({args.server_workers} worker process(es)) on loopback, load generator in another process; {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}.",
         "",
         "| measure | result | target |",

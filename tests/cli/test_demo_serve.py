@@ -39,3 +39,26 @@ def test_demo_serve_opens_the_chain_workspace_with_an_account_for_everyone(
 def test_demo_serve_needs_the_chain() -> None:
     result = runner.invoke(app, ["demo", "--no-chain", "--serve"])
     assert result.exit_code == 2 and "needs the chain" in result.output
+
+
+def test_serve_with_workers_hands_its_settings_and_one_session_secret_to_every_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import uvicorn
+
+    saved = dict(os.environ)
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda application, **options: served.update(app=application, **options))
+    monkeypatch.setenv("SHAREWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SHAREWISE_KEY_DIR", str(tmp_path / "keys"))
+    try:
+        result = runner.invoke(app, ["serve", "--workers", "2", "--port", "8766"])
+        assert result.exit_code == 0, result.output
+        assert served["app"] == "sharewise.api.app:create_app" and served["factory"] and served["workers"] == 2
+        assert os.environ["SHAREWISE_DATA_DIR"] == str(tmp_path / "data")
+        assert len(os.environ["SHAREWISE_SESSION_SECRET"]) >= 32  # the same secret in every worker
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

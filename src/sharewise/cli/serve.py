@@ -77,9 +77,16 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Load demo data into a temporary store and print accounts.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Worker processes (one per core suits most servers).")
+    ] = 1,
     state_pack: StatePack = None,
 ) -> None:
-    """Serve the web application and the REST API (/api/v1; OpenAPI at /api/v1/openapi.json)."""
+    """Serve the web application and the REST API (/api/v1; OpenAPI at /api/v1/openapi.json).
+
+    With --workers N, N processes share the port; they share the store (SQLite WAL or
+    PostgreSQL) and one session secret (SHAREWISE_SESSION_SECRET, or one made for this run).
+    """
     import uvicorn
 
     from sharewise.api.app import create_app
@@ -102,7 +109,36 @@ def serve(
             mfa = f" TOTP secret {a.totp_secret}" if a.totp_secret else ""
             out.print(f"  {a.user_id:8} {a.agency:18} {a.roles:20}{mfa}")
     out.print(f"Open http://{'localhost' if host == '127.0.0.1' else host}:{port}/ (API: /api/v1/docs)")
-    uvicorn.run(create_app(settings, control, law), host=host, port=port, log_level="info", server_header=False)
+    if workers == 1:
+        uvicorn.run(create_app(settings, control, law), host=host, port=port, log_level="info", server_header=False)
+        return
+    control.store.dispose()
+    _share_with_workers(settings)
+    uvicorn.run(
+        "sharewise.api.app:create_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+    )
+
+
+def _share_with_workers(settings: Settings) -> None:
+    """Worker processes build the app from the environment: hand them these settings and one session secret."""
+    import os
+    import secrets
+
+    os.environ.setdefault("SHAREWISE_SESSION_SECRET", secrets.token_urlsafe(32))
+    for name, value in (
+        ("SHAREWISE_DATA_DIR", settings.data_dir),
+        ("SHAREWISE_KEY_DIR", settings.key_dir),
+        ("SHAREWISE_STATE_PACK", settings.state_pack),
+        ("SHAREWISE_DATABASE_URL", settings.database_url),
+    ):
+        if value is not None:
+            os.environ[name] = str(value)
 
 
 def serve_workspace(workdir: Path, law: LawPack, host: str, port: int) -> None:
