@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -10,9 +10,10 @@ import pytest
 import sharewise.api.routes_data
 import sharewise.api.routes_workflow  # noqa: F401  (their routes join the table on import)
 from sharewise.api.routes import ROUTE_ACCESS, Access
+from sharewise.policy.model import LawPack
 from tests.api import authorization_cases_data as data_cases
 from tests.api import authorization_cases_workflow as workflow_cases
-from tests.api.conftest import CONSENT, PARTIES, PERMITTED, ROLES, World
+from tests.api.conftest import CONSENT, PARTIES, PERMITTED, ROLES, World, build_world
 
 Call = tuple[str, dict[str, Any] | None]
 PERSON = {"given_name": "Ana", "family_name": "Example", "date_of_birth": "1990-04-02"}
@@ -96,6 +97,14 @@ CASES: dict[tuple[str, str], Callable[[World, str], Call]] = {
 }
 CASES.update(workflow_cases.CASES)
 CASES.update(data_cases.CASES)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, law: LawPack) -> Iterator[World]:
+    """The matrix runs on SQLite only: each route's own tests run on PostgreSQL too, and the matrix is long."""
+    w = build_world(tmp_path_factory.mktemp("matrix"), law)
+    yield w
+    w.control.store.dispose()
 
 
 def expected_allowed(access: Access, role: str, own: bool) -> bool:
