@@ -580,7 +580,7 @@ def febrl(world: World) -> dict[str, str]:
     a = a.filter(pa.array([e in keep for e in truth_a.column("entity_id").to_pylist()]))
     b = b.filter(pa.array([e in keep for e in truth_b.column("entity_id").to_pylist()]))
     folder = data_dir(world) / "febrl"
-    folder.mkdir()
+    folder.mkdir(parents=True, exist_ok=True)
     renamed = {"given_name": "first_name", "surname": "last_name", "dob": "birth_date"}
     pacsv.write_csv(a.rename_columns([renamed.get(c, c) for c in a.column_names]), folder / "a.csv")
     pacsv.write_csv(b, folder / "b.csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -62,3 +63,18 @@ def test_match_refuses_a_file_that_is_not_encodings(tmp_path: Path) -> None:
     bad.write_text("record_id,ssn\n1,912345678\n", encoding="utf-8")
     result = runner.invoke(pprl_app, ["match", str(bad), str(bad), "--out", str(tmp_path / "m.csv"), "--no-audit"])
     assert result.exit_code == 2 and "912345678" not in result.output
+
+
+def test_dedupe_retrain_trains_a_new_model_instead_of_reusing_the_saved_one(
+    tmp_path: Path, febrl_batches: tuple[Path, Path, dict[str, str]], first_batch_index: Path
+) -> None:
+    index = tmp_path / "people.duckdb"
+    shutil.copy(first_batch_index, index)  # its model is fit for reuse (see test_link)
+    out = tmp_path / "c2.csv"
+    result = runner.invoke(
+        link_app, ["dedupe", str(febrl_batches[1]), "--out", str(out), "--index", str(index), "--retrain", "--no-audit"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "index batch 2" in result.output and "model trained (trained by batch 2)" in result.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert list(rows[0]) == ["record_id", "person_id"] and len(rows) == 300

@@ -14,9 +14,8 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -50,7 +49,6 @@ from sharewise.domain.errors import (
     Problem,
     SharewiseError,
 )
-from sharewise.domain.events import AuditEvent, DisclosureEvent
 from sharewise.domain.request import Request
 from sharewise.linkage.link import LinkOptions
 from sharewise.linkage.sources import ColumnMapping
@@ -799,26 +797,6 @@ class LinkageJobIn(BaseModel):
         return self
 
 
-class _LinkageSink:
-    """The API's audit sink, recording the linkage run under a name the audit trail accepts.
-
-    services/linkage.py reports its runs as 'linkage-run', which the trail refuses (audit actions
-    are kebab-case past tense), so every audited run failed after writing its output. Until the
-    service names it itself, the run is recorded as 'linkage-executed' (like 'share-executed').
-    """
-
-    RENAMED: ClassVar[dict[str, str]] = {"linkage-run": "linkage-executed"}
-
-    def __init__(self, sink: StoreAuditSink) -> None:
-        self.sink = sink
-
-    def record(self, event: AuditEvent) -> None:
-        self.sink.record(replace(event, action=self.RENAMED.get(event.action, event.action)))
-
-    def record_disclosure(self, event: DisclosureEvent, actor: str) -> None:
-        self.sink.record_disclosure(event, actor)
-
-
 def _mapping(raw: ColumnsIn | None, location: str) -> ColumnMapping | None:
     return ColumnMapping.parse(raw, location) if raw is not None else None
 
@@ -852,7 +830,7 @@ def run_linkage_job(
                     options,
                     mapping_a,
                     _mapping(body.mapping_b, "mapping_b"),
-                    _LinkageSink(_sink(context)),
+                    _sink(context),
                     user.id,
                     dayfirst=body.dayfirst,
                 )
@@ -866,7 +844,7 @@ def run_linkage_job(
                     options,
                     mapping_a,
                     index,
-                    _LinkageSink(_sink(context)),
+                    _sink(context),
                     user.id,
                     dayfirst=body.dayfirst,
                 )

@@ -103,15 +103,21 @@ def dedupe(
     map_flags: MapFlags = None,
     explain: Annotated[Path | None, typer.Option("--explain", help="Save Splink waterfall charts (HTML) here.")] = None,
     dayfirst: DayFirst = False,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Train a new model instead of reusing the one the index saved.")
+    ] = False,
     actor: Actor = "cli",
     no_audit: NoAudit = False,
 ) -> None:
-    """Deduplicate a file into persons; with --index, add the batch to a person index without renumbering."""
+    """Deduplicate a file into persons; with --index, add the batch to a person index without renumbering.
+
+    The index saves the trained model and later batches reuse it (no retraining); --retrain trains a new one.
+    """
     options = LinkOptions(threshold=threshold, explain_path=explain)
     progress = RichProgress()
     with _sink(no_audit) as sink, progress.progress:
         result = linkage.dedupe_file(
-            file, out_path, options, _mapping(mapping, map_flags), index, sink, actor, progress, dayfirst
+            file, out_path, options, _mapping(mapping, map_flags), index, sink, actor, progress, dayfirst, retrain
         )
     d = result.details
     out.print(f"[green]deduplicated[/] {result.rows} records into {d['persons']} persons -> {escape(str(out_path))}")
@@ -119,6 +125,7 @@ def dedupe(
         out.print(
             f"  index batch {d['batch']}: {d['persons_created']} created, {d['persons_merged']} merged, {d['persons_split']} split"
         )
+        out.print(f"  model {d['model']} (trained by batch {d['model_batch']})")
 
 
 @link_app.command("evaluate")

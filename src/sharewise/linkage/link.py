@@ -13,9 +13,10 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 from splink import DuckDBAPI, Linker
+from splink.internals.exceptions import SplinkException
 
 from sharewise.domain.errors import InvalidDataError, Problem
-from sharewise.linkage.model import SPLINK_LOG_LEVEL, TrainingOptions, available_columns, settings, train
+from sharewise.linkage.model import SPLINK_LOG_LEVEL, TrainedModel, TrainingOptions, available_columns, train
 
 
 class Progress(Protocol):
@@ -46,20 +47,24 @@ class LinkOptions:
 
 @dataclass(frozen=True)
 class LinkResult:
-    """Pairs (left_id, right_id, match_probability, match_weight) and what the model compared."""
+    """Pairs (left_id, right_id, match_probability, match_weight), what the model compared, and the model."""
 
     pairs: pa.Table
     comparisons: tuple[str, ...]
     candidate_pairs: int
+    model: TrainedModel
 
 
 @dataclass(frozen=True)
 class DedupeResult:
-    """Each record's cluster (record_id, cluster_id), the scored pairs, and what the model compared."""
+    """Each record's cluster (record_id, cluster_id), the scored pairs, what the model compared, and the model
+    (trained by this run, or the saved one it reused)."""
 
     clusters: pa.Table
     pairs: pa.Table
     comparisons: tuple[str, ...]
+    model: TrainedModel
+    trained: bool
 
 
 def _quiet_splink() -> None:
@@ -83,6 +88,16 @@ def _check_available(available: set[str]) -> None:
             "nothing to compare",
             [Problem("input", "given_name, surname and dob are empty in at least one file")],
         )
+
+
+def _predictor(inputs: Any, model: TrainedModel) -> Linker:
+    """A linker that scores with the given model (Splink loads its own saved JSON)."""
+    try:
+        return Linker(inputs, model.settings, log_level=None)
+    except (SplinkException, ValueError, KeyError, TypeError) as exc:
+        raise InvalidDataError(
+            "the saved linkage model cannot be used", [Problem("model", "it does not fit these data; train a new one")]
+        ) from exc
 
 
 def _explain(linker: Linker, predictions: Any, con: duckdb.DuckDBPyConnection, path: Path, n: int) -> None:
@@ -113,9 +128,16 @@ def link(left: pa.Table, right: pa.Table, options: LinkOptions, progress: Progre
         db_api = DuckDBAPI(con)
         a = db_api.register(left, dataset_display_name="file_a")
         b = db_api.register(right, dataset_display_name="file_b")
-        linker = Linker([a, b], settings("link_only", available), log_level=None)
         with progress.step("training the model (u by random sampling, m by EM)"):
-            train(linker, available, options.training)
+            model = train(
+                [a, b],
+                "link_only",
+                available,
+                options.training,
+                left.num_rows + right.num_rows,
+                left.num_rows * right.num_rows,
+            )
+        linker = _predictor([a, b], model)
         with progress.step("scoring candidate pairs"):
             predictions = linker.inference.predict(threshold_match_probability=min(0.05, options.threshold))
         name = predictions.physical_name
@@ -140,14 +162,18 @@ def link(left: pa.Table, right: pa.Table, options: LinkOptions, progress: Progre
         if options.explain_path:
             with progress.step("explaining match weights (waterfall chart)"):
                 _explain(linker, predictions, con, options.explain_path, options.explain_pairs)
-        names = tuple(c.output_column_name for c in linker._settings_obj.comparisons)
-        return LinkResult(pairs, names, int(candidate_pairs))
+        return LinkResult(pairs, model.comparisons, int(candidate_pairs), model)
     finally:
         con.close()
 
 
-def dedupe(people: pa.Table, options: LinkOptions, progress: Progress | None = None) -> DedupeResult:
-    """Deduplicate one prepared table: score pairs, then cluster them (connected components at the threshold)."""
+def dedupe(
+    people: pa.Table, options: LinkOptions, progress: Progress | None = None, model: TrainedModel | None = None
+) -> DedupeResult:
+    """Deduplicate one prepared table: score pairs, then cluster them (connected components at the threshold).
+
+    A saved model is reused when it is fit for these data (`TrainedModel.reusable_for`); otherwise the run trains.
+    """
     progress = progress or NoProgress()
     _quiet_splink()
     available = available_columns([people])
@@ -156,9 +182,12 @@ def dedupe(people: pa.Table, options: LinkOptions, progress: Progress | None = N
     try:
         db_api = DuckDBAPI(con)
         data = db_api.register(people, dataset_display_name="people")
-        linker = Linker(data, settings("dedupe_only", available), log_level=None)
-        with progress.step("training the model (u by random sampling, m by EM)"):
-            train(linker, available, options.training)
+        n = people.num_rows
+        trained = model is None or not model.reusable_for("dedupe_only", available)
+        if model is None or trained:
+            with progress.step("training the model (u by random sampling, m by EM)"):
+                model = train(data, "dedupe_only", available, options.training, n, n * (n - 1) // 2)
+        linker = _predictor(data, model)
         with progress.step("scoring candidate pairs"):
             predictions = linker.inference.predict(threshold_match_probability=options.threshold)
         with progress.step("clustering into persons"):
@@ -176,7 +205,6 @@ def dedupe(people: pa.Table, options: LinkOptions, progress: Progress | None = N
         if options.explain_path:
             with progress.step("explaining match weights (waterfall chart)"):
                 _explain(linker, predictions, con, options.explain_path, options.explain_pairs)
-        names = tuple(c.output_column_name for c in linker._settings_obj.comparisons)
-        return DedupeResult(cluster_table, pairs, names)
+        return DedupeResult(cluster_table, pairs, model.comparisons, model, trained)
     finally:
         con.close()

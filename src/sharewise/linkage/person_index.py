@@ -1,4 +1,5 @@
-"""The person index: stable person ids across batches, with merges and splits recorded, in a DuckDB file."""
+"""The person index: stable person ids across batches, with merges and splits recorded, and the trained linkage
+model that later batches reuse, in a DuckDB file."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from sharewise.domain.errors import InvalidDataError, Problem, StorageError
+from sharewise.linkage.model import TrainedModel
 from sharewise.linkage.prepare import PREPARED_COLUMNS
 
 
@@ -101,6 +103,8 @@ class PersonIndex:
             "CREATE TABLE IF NOT EXISTS sw_person_events (batch BIGINT, event VARCHAR, person_id VARCHAR, "
             "other_person_id VARCHAR, records BIGINT)"
         )
+        # Every model a batch trained (Splink's JSON with what it was trained on); the latest is reused.
+        self.con.execute("CREATE TABLE IF NOT EXISTS sw_model (batch BIGINT PRIMARY KEY, model VARCHAR)")
 
     def close(self) -> None:
         self.con.close()
@@ -126,8 +130,16 @@ class PersonIndex:
                 "records already indexed", [Problem("record_id", f"{len(clashes)} record ids are already in the index")]
             )
 
-    def apply(self, batch: pa.Table, assignment: Assignment) -> int:
-        """Store a batch's prepared records, every record's person id and the events; return the batch number."""
+    def model(self) -> tuple[int, TrainedModel] | None:
+        """The latest trained model and the batch that trained it, or None before any."""
+        rows = self.con.execute("SELECT batch, model FROM sw_model ORDER BY batch DESC LIMIT 1").fetchall()
+        if not rows:
+            return None
+        return int(rows[0][0]), TrainedModel.from_json(rows[0][1], f"{self.path.name}: sw_model batch {rows[0][0]}")
+
+    def apply(self, batch: pa.Table, assignment: Assignment, model: TrainedModel | None = None) -> int:
+        """Store a batch's prepared records, every record's person id, the events and the model it trained (if it
+        trained one); return the batch number."""
         number = self._meta("batches", 0) + 1
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -154,6 +166,8 @@ class PersonIndex:
                     "INSERT INTO sw_person_events VALUES (?, ?, ?, ?, ?)",
                     [number, e.event, e.person_id, e.other_person_id, e.records],
                 )
+            if model is not None:
+                self.con.execute("INSERT INTO sw_model VALUES (?, ?)", [number, model.to_json()])
             for key, value in (("batches", number), ("next_person", assignment.next_number)):
                 self.con.execute("INSERT OR REPLACE INTO sw_meta VALUES (?, ?)", [key, value])
             self.con.execute("COMMIT")

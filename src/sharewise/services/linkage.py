@@ -92,7 +92,7 @@ def link_files(
         "one_to_one": options.one_to_one,
         "comparisons": ",".join(result.comparisons),
     }
-    _audit(sink, "linkage-run", actor, out.name, {"kind": "link", **details})
+    _audit(sink, "linkage-executed", actor, out.name, {"kind": "link", **details})
     return Outcome(out, result.pairs.num_rows, time.perf_counter() - start, details)
 
 
@@ -106,8 +106,14 @@ def dedupe_file(
     actor: str = "cli",
     progress: Progress | None = None,
     dayfirst: bool = False,
+    retrain: bool = False,
 ) -> Outcome:
-    """Deduplicate a person file (with the person index when given) and write clusters.csv (record_id, person_id)."""
+    """Deduplicate a person file (with the person index when given) and write clusters.csv (record_id, person_id).
+
+    With an index, the batch is scored with the model the index saved (no training, so earlier records keep their
+    scores and their ids) unless `retrain` is set or the index has no model fit for reuse yet; a model trained by
+    this batch is saved in the index with it.
+    """
     progress = progress or NoProgress()
     start = time.perf_counter()
     with progress.step("reading and preparing the file"):
@@ -117,14 +123,16 @@ def dedupe_file(
         existing: dict[str, str] = {}
         combined = batch
         next_number = 1
+        saved = None
         if index is not None:
             index.check_new(batch)
             previous = index.prepared()
             existing = index.persons()
             next_number = index.next_number()
+            saved = None if retrain else index.model()
             if previous is not None:
                 combined = pa.concat_tables([previous, batch.cast(previous.schema)])
-        result = dedupe(combined, options, progress)
+        result = dedupe(combined, options, progress, saved[1] if saved else None)
         cluster_of = dict(
             zip(
                 result.clusters.column("record_id").to_pylist(),
@@ -134,7 +142,9 @@ def dedupe_file(
         )
         assignment = assign(existing, cluster_of, next_number)
         events = assignment.events
-        batch_number = index.apply(batch, assignment) if index is not None else 0
+        batch_number = (
+            index.apply(batch, assignment, result.model if result.trained else None) if index is not None else 0
+        )
     finally:
         if index is not None:
             index.close()
@@ -150,8 +160,10 @@ def dedupe_file(
         "persons_created": counts["created"],
         "persons_merged": counts["merged"],
         "persons_split": counts["split"],
+        "model": "trained" if result.trained else "reused",
+        "model_batch": batch_number if result.trained or saved is None else saved[0],
     }
-    _audit(sink, "linkage-run", actor, out.name, {"kind": "dedupe", **details})
+    _audit(sink, "linkage-executed", actor, out.name, {"kind": "dedupe", **details})
     return Outcome(out, table.num_rows, time.perf_counter() - start, details)
 
 

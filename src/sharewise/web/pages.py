@@ -742,6 +742,7 @@ def mount_web(app: FastAPI, secret: str, secure_cookies: bool, idle_timeout: dt.
     """Add the pages, the static assets and the signed, HttpOnly, SameSite session cookie."""
     app.state.idle_timeout = idle_timeout
     import sharewise.web.account_pages
+    import sharewise.web.linkage_pages
     import sharewise.web.oidc_pages
     import sharewise.web.record_pages
 
