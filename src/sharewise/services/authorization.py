@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, select
 from sharewise.domain.errors import AccessDeniedError
 from sharewise.store.schema import users
 from sharewise.workflow.access import User, require_any_role
+from sharewise.workflow.process import ROLES
 from sharewise.workflow.store import SqlWorkflowStore
 
 CONSENT_WRITERS = ("requester", "data_steward")
@@ -20,16 +21,7 @@ IDENTIFIER_READERS = ("data_steward",)
 ACCOUNTING_READERS = ("data_steward", "auditor")
 SHARE_RUNNERS = ("data_steward",)
 AGREEMENT_READERS = ("requester", "legal_reviewer", "approver", "administrator", "auditor", "data_steward")
-INITIATIVE_READERS = (
-    "requester",
-    "program_reviewer",
-    "legal_reviewer",
-    "security_officer",
-    "approver",
-    "data_steward",
-    "auditor",
-    "administrator",
-)
+INITIATIVE_READERS = ROLES  # every role of a participating agency
 
 
 def single_user(conn: Connection) -> bool:
