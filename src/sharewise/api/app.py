@@ -47,6 +47,9 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    from sharewise.services.security import security_law
+
+    security_law(law)  # load the control catalog now, not on the first request page someone opens (~0.5 s once)
     app.state.ctx = AppContext(
         law=law, api=sourced(control, "api"), web=sourced(control, "web"), today=today or SystemClock().today
     )
