@@ -26,7 +26,6 @@ from sharewise.api.routes import (
     request_json,
     route,
 )
-from sharewise.domain.errors import InvalidDataError, InvalidStateError, Problem
 from sharewise.services import agreement_registry
 from sharewise.services import initiatives as initiative_service
 from sharewise.services import workflow as workflow_service
@@ -183,18 +182,12 @@ def revise_request(request_id: str, body: RevisionIn, context: Ctx, user: Princi
 
 @route("POST", "/requests/{request_id}/execution", REQUEST_EXECUTORS, tags=["requests"])
 def execute_request_agreement(request_id: str, body: ExecutionIn, context: Ctx, user: Principal) -> dict[str, Any]:
-    """Record that the request's agreement was signed by both parties: the request becomes active."""
-    workflow_service.show(context.api, user.id, request_id)  # unknown: 404; another agency's: 403
-    agreement = _agreement_in_scope(context, user, body.agreement_id)
-    if agreement.request_id != request_id:
-        raise InvalidDataError(
-            "the agreement is not this request's",
-            [Problem("agreement_id", f"agreement '{agreement.id}' was not drafted for request '{request_id}'")],
-        )
-    state = agreement.state_on(context.today())
-    if state not in ("signed", "active"):
-        raise InvalidStateError(f"agreement '{agreement.id}' is {state}; both parties must sign it first")
-    workflow_service.execute_agreement(context.api, user.id, request_id, agreement.id)
+    """Record that the request's agreement was signed by both parties: the request becomes active.
+
+    The service refuses an unknown request or agreement (404), another agency's request (403), an
+    agreement drafted for another request (422) and one not signed by both parties (409).
+    """
+    workflow_service.execute_agreement(context.api, user.id, request_id, body.agreement_id)
     return request_json(workflow_service.show(context.api, user.id, request_id))
 
 

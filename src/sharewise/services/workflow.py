@@ -291,10 +291,11 @@ def execute_agreement(control: Control, actor_id: str, request_id: str, agreemen
         if agreement.request_id != request_id:
             raise InvalidDataError(
                 "not this request's agreement",
-                [Problem("agreement", f"agreement '{agreement_id}' was drafted for another request or none")],
+                [Problem("agreement_id", f"agreement '{agreement_id}' was drafted for another request or none")],
             )
-        if agreement.state not in ("signed", "active"):
-            raise InvalidStateError(f"agreement '{agreement_id}' is {agreement.state}; both parties must sign it first")
+        state = agreement.state_on(control.trail.clock().date())  # an active agreement past its term has expired
+        if state not in ("signed", "active"):
+            raise InvalidStateError(f"agreement '{agreement_id}' is {state}; both parties must sign it first")
         STORE.move(conn, record, "active", agreement_id=agreement_id)
         STORE.add_step(
             conn,
