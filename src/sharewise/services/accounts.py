@@ -548,6 +548,19 @@ TOKEN_CACHE_TTL = dt.timedelta(seconds=5)
 _token_cache: dict[str, tuple[dt.datetime, User]] = {}
 
 
+def cached_user_for_token(control: Control, secret: str) -> User | None:
+    """The user of a token this process checked less than TOKEN_CACHE_TTL ago, without touching the store.
+
+    None when the token is not in the cache (or its entry is stale): `user_for_token` then decides.
+    """
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    cached = _token_cache.get(_digest(secret))
+    if cached is not None and control.trail.clock() - cached[0] < TOKEN_CACHE_TTL:
+        return cached[1]
+    return None
+
+
 def user_for_token(control: Control, secret: str) -> User:
     """The user a bearer token acts as, with only the token's roles that the user still holds."""
     if not secret.startswith(TOKEN_PREFIX):
