@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import time
 from typing import Any
 
 import pyotp
@@ -64,8 +65,24 @@ def test_privileged_users_need_their_totp_code(world: World) -> None:
     assert new.totp_secret
     with pytest.raises(AccessDeniedError):
         accounts.authenticate(world.control, "approver-a", GOOD, None)
-    code = pyotp.TOTP(new.totp_secret).now()
+    code = _code(new.totp_secret)
     assert accounts.authenticate(world.control, "approver-a", GOOD, code).id == "approver-a"
+
+
+def test_a_one_time_code_is_accepted_once(world: World) -> None:
+    """NIST SP 800-63B 5.1.4.2: a code seen on the wire, or over a shoulder, cannot sign in again."""
+    _person(world, "approver-replay", {"approver"})
+    secret = accounts.totp_secret(world.control, "approver-replay")
+    assert secret
+    code = _code(secret)
+    assert accounts.authenticate(world.control, "approver-replay", GOOD, code).id == "approver-replay"
+    with pytest.raises(AccessDeniedError):
+        accounts.authenticate(world.control, "approver-replay", GOOD, code)
+    earlier = pyotp.TOTP(secret).at((_last_steps[secret] - 1) * accounts.TOTP_PERIOD)
+    with pytest.raises(AccessDeniedError):  # nor a code older than the one accepted
+        accounts.authenticate(world.control, "approver-replay", GOOD, earlier)
+    assert _account_row(world, "approver-replay").totp_last_step == _last_steps[secret]
+    assert accounts.authenticate(world.control, "approver-replay", GOOD, _code(secret)).id == "approver-replay"
 
 
 def test_repeated_failures_lock_the_account(world: World) -> None:
@@ -117,8 +134,18 @@ def accounts_log(world: World, subject: str) -> list[dict[str, Any]]:
     return list(reversed(audit.log(world.control, "auditor-a", "account", subject, limit=500)))
 
 
+_last_steps: dict[str, int] = {}
+
+
 def _code(secret: str) -> str:
-    return pyotp.TOTP(secret).now()
+    """A code of the secret that the service accepts now: each code is accepted once, so each call gives a later one."""
+    current = int(time.time()) // accounts.TOTP_PERIOD
+    step = max(current, _last_steps.get(secret, current - 1) + 1)
+    while step > current + accounts.TOTP_DRIFT:  # a third code within one step: wait for the clock
+        time.sleep(1)
+        current = int(time.time()) // accounts.TOTP_PERIOD
+    _last_steps[secret] = step
+    return pyotp.TOTP(secret).at(step * accounts.TOTP_PERIOD)
 
 
 # Enrolling an authenticator ------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyotp
@@ -39,9 +39,25 @@ class Site:
     clock: MovableClock
     accounts: dict[str, DemoAccount]
 
+    last_steps: dict[str, int] = field(default_factory=dict)
+
     def code(self, user: str) -> str:
+        """A one-time code of the user's authenticator that the server accepts now ("" without one)."""
         secret = self.accounts[user].totp_secret
-        return pyotp.TOTP(secret).now() if secret else ""
+        return self.next_code(secret) if secret else ""
+
+    def next_code(self, secret: str) -> str:
+        """A code of this secret the server accepts now: each code is accepted once, so each call gives a later one.
+
+        The code is for the step after the secret's last one; when that is beyond the server's drift
+        window, the site's clock moves on (by 30 seconds at a time).
+        """
+        current = int(self.clock.now().timestamp()) // accounts.TOTP_PERIOD
+        step = max(current, self.last_steps.get(secret, current - 1) + 1)
+        if step > current + accounts.TOTP_DRIFT:
+            self.clock.offset += dt.timedelta(seconds=accounts.TOTP_PERIOD * (step - current - accounts.TOTP_DRIFT))
+        self.last_steps[secret] = step
+        return pyotp.TOTP(secret).at(step * accounts.TOTP_PERIOD)
 
 
 @pytest.fixture(scope="module")

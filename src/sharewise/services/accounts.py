@@ -263,6 +263,27 @@ def sign_in_to_enrol(control: Control, user_id: str, password: str) -> User:
     return _sign_in(control, user_id, password, None, "enrolment")
 
 
+TOTP_PERIOD = 30  # seconds (RFC 6238's default, which authenticator apps use)
+TOTP_DRIFT = 1  # steps either side of now accepted, for clock drift and typing time
+
+
+def totp_step(secret: str, code: str, now: dt.datetime, last_step: int | None) -> int | None:
+    """The time step of the code if it is valid now and later than the last code accepted; else None.
+
+    A code is accepted once (NIST SP 800-63B 5.1.4.2): the caller records the step it returns, and
+    neither that code nor an earlier one works again.
+    """
+    code = re.sub(r"\s", "", code)
+    if not TOTP_CODE.fullmatch(code):
+        return None
+    totp = pyotp.TOTP(secret, interval=TOTP_PERIOD)
+    current = int(now.timestamp()) // TOTP_PERIOD
+    for step in range(current - TOTP_DRIFT, current + TOTP_DRIFT + 1):
+        if (last_step is None or step > last_step) and hmac.compare_digest(totp.at(step * TOTP_PERIOD), code):
+            return step
+    return None
+
+
 def _sign_in(control: Control, user_id: str, password: str, totp_code: str | None, purpose: str) -> User:
     now = control.trail.clock()
     failure: str | None = None
@@ -278,6 +299,7 @@ def _sign_in(control: Control, user_id: str, password: str, totp_code: str | Non
             locked_until = _aware(row.locked_until)
             ok = False
             refused: str | None = None  # the password was right, yet this sign-in is not allowed
+            accepted_step: int | None = None  # the time step of the one-time code accepted
             if locked_until is not None and locked_until > now:
                 failure = "sign-in failed: the account is locked after repeated failures; try again later"
             else:
@@ -286,9 +308,8 @@ def _sign_in(control: Control, user_id: str, password: str, totp_code: str | Non
                 except (VerificationError, InvalidHashError):
                     ok = False
                 if ok and purpose == "session" and row.totp_secret:
-                    ok = bool(totp_code) and pyotp.TOTP(row.totp_secret).verify(
-                        (totp_code or "").strip(), for_time=now, valid_window=1
-                    )
+                    accepted_step = totp_step(row.totp_secret, totp_code or "", now, row.totp_last_step)
+                    ok = accepted_step is not None
                 if ok and purpose == "enrolment" and row.totp_secret:
                     # A password alone never replaces a second factor; and, to say nothing of whether the
                     # password was right, this fails (and counts) like a wrong one.
@@ -311,6 +332,8 @@ def _sign_in(control: Control, user_id: str, password: str, totp_code: str | Non
                 )
             elif failure is None:
                 values: dict[str, Any] = {"failed_attempts": 0, "locked_until": None}
+                if accepted_step is not None:
+                    values["totp_last_step"] = accepted_step
                 if _hasher().check_needs_rehash(row.password_hash):
                     values["password_hash"] = _hasher().hash(_normalize(password))
                 conn.execute(update(accounts).where(accounts.c.user_id == user_id).values(**values))
@@ -402,14 +425,15 @@ def confirm_totp(control: Control, user_id: str, code: str) -> None:
         pending = row.pending_totp_secret
         if not pending:
             raise InvalidStateError("no authenticator enrolment is in progress: start one first")
-        if not pyotp.TOTP(pending).verify(code, for_time=now, valid_window=1):
+        step = totp_step(pending, code, now, None)
+        if step is None:
             wrong = True
             _audit(control, conn, "totp-enrolment-failed", user_id, user_id, user.agency_id, outcome="failure")
         else:
             done = conn.execute(
                 update(accounts)
                 .where(accounts.c.user_id == user_id, accounts.c.pending_totp_secret == pending)
-                .values(totp_secret=pending, pending_totp_secret=None)
+                .values(totp_secret=pending, pending_totp_secret=None, totp_last_step=step)
             )
             if done.rowcount != 1:  # another enrolment began meanwhile: its secret is the one to confirm
                 raise InvalidStateError("the enrolment changed meanwhile: confirm the newest secret")

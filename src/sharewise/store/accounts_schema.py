@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, String, Table, Text
 
 from sharewise.store.schema import metadata
 
@@ -15,6 +15,8 @@ accounts = Table(
     Column("totp_secret", String(64), nullable=True),  # base32; set when MFA is enrolled
     # base32; an enrolment begun and not yet confirmed with a code (never used to sign in)
     Column("pending_totp_secret", String(64), nullable=True),
+    # the 30-second time step of the last one-time code accepted: a code is accepted once (SP 800-63B)
+    Column("totp_last_step", BigInteger, nullable=True),
     Column("failed_attempts", Integer, nullable=False),
     Column("locked_until", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),

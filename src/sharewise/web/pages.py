@@ -240,7 +240,7 @@ def dashboard(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
 
 
 def _reads_agreements(user: User) -> bool:
-    return bool(user.roles & {"requester", "legal_reviewer", "approver", "administrator", "auditor"})
+    return bool(user.roles & AGREEMENT_READER_ROLES)
 
 
 # The guided interview ----------------------------------------------------------------------------
@@ -695,6 +695,30 @@ def audit_verify(request: Request, context: Ctx, user: Viewer, csrf: Csrf) -> HT
 
 
 ACCOUNTING_ROLES = frozenset({"data_steward", "auditor"})
+AGREEMENT_READER_ROLES = frozenset({"requester", "legal_reviewer", "approver", "administrator", "auditor"})
+STEWARD_ROLES = frozenset({"data_steward"})
+
+# The primary navigation: (href, label, roles that may open the page, or None for everyone). A person
+# is offered only the pages their roles open, so no menu link answers "not permitted".
+NAVIGATION: tuple[tuple[str, str, frozenset[str] | None], ...] = (
+    ("/interview", "Can we share?", None),
+    ("/requests", "Requests", None),
+    ("/law", "Law library", None),
+    ("/consents", "Consents", CONSENT_ROLES),
+    ("/agreements", "Agreements", AGREEMENT_READER_ROLES),
+    ("/shares/plan", "Share plan", STEWARD_ROLES),
+    ("/linkage", "Linkage", STEWARD_ROLES),
+    ("/audit", "Audit", AUDIT_ROLES),
+    ("/accounting", "Accounting", ACCOUNTING_ROLES),
+)
+
+
+def navigation(user: User) -> list[tuple[str, str]]:
+    """The menu items this person's roles open."""
+    return [(href, label) for href, label, roles in NAVIGATION if roles is None or user.roles & roles]
+
+
+templates.env.globals["navigation"] = navigation
 
 
 @router.get("/accounting")
