@@ -171,3 +171,23 @@ def test_only_people_of_an_agreements_agencies_act_on_it(control: Control, law: 
     with pytest.raises(AccessDeniedError, match="not their agency"):
         reg.record_draft(control, law, "eve", REQUEST, PARTIES, doc, None, rid)
     assert reg.sign(control, "alex", aid, "discloser") == "in_review"
+
+
+def test_between_two_agencies_each_signs_for_one_party_only(control: Control, law: LawPack, tmp_path: Path) -> None:
+    """A request between two agencies: once one agency has signed, only the other agency may sign the other party."""
+    wf.add_agency(control, "doe", "State Dept. of Education", "admin")
+    wf.add_user(control, "ed", "Ed Approver", "doe", {"approver"}, "admin")
+    request = yaml.safe_load(REQUEST.read_text())
+    rid = wf.create_request(control, law, "rita", "t", "use case", request, recipient_agency="doe")
+    doc = tmp_path / "dsa.md"
+    doc.write_text("agreement text")
+    aid = reg.record_draft(control, law, "rita", REQUEST, PARTIES, doc, None, rid)
+    reg.submit_for_review(control, "rita", aid)
+    assert reg.parties_signable_by(control, "alex", aid) == ("discloser", "recipient")
+    assert reg.sign(control, "alex", aid, "discloser") == "in_review"
+    assert reg.parties_signable_by(control, "alex", aid) == ()
+    assert reg.parties_signable_by(control, "bea", aid) == ()  # alex's colleague: same agency
+    with pytest.raises(AccessDeniedError, match="each agency signs for its own"):
+        reg.sign(control, "bea", aid, "recipient")
+    assert reg.parties_signable_by(control, "ed", aid) == ("recipient",)
+    assert reg.sign(control, "ed", aid, "recipient") == "signed"

@@ -143,8 +143,14 @@ def test_an_agreement_goes_from_draft_to_active_from_its_page(people: Site, law:
 def test_the_drafted_document_downloads_for_the_agencies_of_its_request(people: Site, law: LawPack) -> None:
     agreement_id = new_agreement(people, law)
     rosa = signed_in(people, "rosa")
-    assert "Download the drafted document (MD)" in rosa.get(f"/agreements/{agreement_id}").text
-    r = rosa.get(f"/agreements/{agreement_id}/document")
+    page = rosa.get(f"/agreements/{agreement_id}").text
+    offered = [f for f in ("DOCX", "PDF", "MD") if f"Download the drafted document ({f})" in page]
+    assert offered == ["DOCX", "PDF", "MD"]  # drafted as Markdown, kept also as DOCX and PDF to sign
+    assert page.index("(DOCX)") < page.index("(PDF)") < page.index("(MD)")
+    pdf = rosa.get(f"/agreements/{agreement_id}/document?format=pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert rosa.get(f"/agreements/{agreement_id}/document?format=exe").status_code == 422
+    r = rosa.get(f"/agreements/{agreement_id}/document?format=md")
     assert r.status_code == 200
     assert (
         r.headers["content-disposition"].startswith("attachment")
@@ -166,8 +172,8 @@ def test_the_document_is_refused_to_other_agencies_and_other_roles(people: Site,
 
 def test_an_agreement_without_a_kept_document_says_so(people: Site, law: LawPack) -> None:
     agreement_id = new_agreement(people, law)
-    kept = kept_document(people, agreement_id)
-    kept.unlink()
+    for kept in kept_document(people, agreement_id).parent.glob(f"{agreement_id}.*"):
+        kept.unlink()
     rosa = signed_in(people, "rosa")
     assert "No drafted document is kept" in rosa.get(f"/agreements/{agreement_id}").text
     r = rosa.get(f"/agreements/{agreement_id}/document")

@@ -557,6 +557,18 @@ class SignIn(BaseModel):
     party: str = Field(pattern="^(discloser|recipient)$")
 
 
+SIGNABLE_FORMATS = ("docx", "pdf")  # each drafted agreement is kept in both
+
+
+def agreement_documents(context: AppContext, agreement_id: str) -> dict[str, Path]:
+    """The documents kept for an agreement, by format (data_dir/agreements/{id}.{format})."""
+    found: dict[str, Path] = {}
+    for path in sorted(documents_dir(context).glob(f"{agreement_id}.*")):
+        if path.is_file() and path.stem == agreement_id:
+            found[path.suffix[1:]] = path
+    return found
+
+
 def documents_dir(context: AppContext) -> Path:
     base = context.api.settings.data_dir or Path(tempfile.gettempdir())
     path = base / "agreements"
@@ -601,7 +613,20 @@ def draft_agreement(
             agreement_id = agreement_registry.record_draft(
                 context.api, context.law, user.id, request_file, parties_file, document, body.doc_type, record.id
             )
-            shutil.move(document, documents_dir(context) / f"{agreement_id}.{body.format}")
+            kept = documents_dir(context)
+            shutil.move(document, kept / f"{agreement_id}.{body.format}")
+            # People sign the DOCX or print the PDF: keep both, whichever was asked for.
+            for companion in SIGNABLE_FORMATS:
+                if companion != body.format:
+                    documents_service.draft_agreement_file(
+                        context.law,
+                        request_file,
+                        parties_file,
+                        companion,
+                        kept / f"{agreement_id}.{companion}",
+                        context.today(),
+                        doc_type=body.doc_type,
+                    )
         return agreement_json(agreement_registry.show(context.api, user.id, agreement_id), context.today())
 
     return _idempotent(context, user, idempotency_key, body, "/agreements", create)
@@ -627,12 +652,20 @@ def show_agreement(agreement_id: str, context: Ctx, user: Principal) -> dict[str
 
 
 @route("GET", "/agreements/{agreement_id}/document", AGREEMENT_READERS, tags=["agreements"])
-def agreement_document(agreement_id: str, context: Ctx, user: Principal) -> FileResponse:
-    """The drafted agreement document."""
+def agreement_document(
+    agreement_id: str,
+    context: Ctx,
+    user: Principal,
+    format: Annotated[str | None, Query(pattern="^(md|html|docx|pdf)$")] = None,
+) -> FileResponse:
+    """The drafted agreement document: the format asked for, or the first kept (DOCX before PDF)."""
     _agreement_in_scope(context, user, agreement_id)
-    for path in sorted(documents_dir(context).glob(f"{agreement_id}.*")):
-        return FileResponse(path, filename=path.name)
-    raise NotFoundError(f"no document kept for agreement '{agreement_id}'")
+    kept = agreement_documents(context, agreement_id)
+    path = kept.get(format) if format else next(iter(kept.values()), None)
+    if path is None:
+        wanted = f" as {format.upper()}" if format else ""
+        raise NotFoundError(f"no document kept for agreement '{agreement_id}'{wanted}")
+    return FileResponse(path, filename=path.name)
 
 
 @route(

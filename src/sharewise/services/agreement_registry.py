@@ -137,6 +137,11 @@ def sign(control: Control, actor_id: str, agreement_id: str, party: str) -> str:
             )
         if party in record.signed_by:
             raise InvalidStateError(f"the {party} has already signed agreement '{agreement_id}'")
+        if not _one_agency_per_party(conn, actor, record):
+            raise AccessDeniedError(
+                f"{actor.id} may not sign for the {party} of agreement '{agreement_id}': {actor.agency_id} has signed "
+                "for the other party, and each agency signs for its own"
+            )
         if any(e.event == "signed" and e.actor == actor.id for e in record.events):
             raise AccessDeniedError(f"{actor.id} has already signed for the other party (separation of duties)")
         to = "signed" if record.signed_by | {party} >= set(PARTIES) else record.state
@@ -248,6 +253,31 @@ def _agencies(conn: Any, record: AgreementRecord) -> set[str]:
 def _in_scope(conn: Any, user: User, record: AgreementRecord) -> bool:
     """An agreement is visible to people of its agencies, and to auditors."""
     return user.has("auditor") or user.agency_id in _agencies(conn, record)
+
+
+def _agencies_signed(conn: Any, record: AgreementRecord) -> set[str]:
+    """The agencies of the approvers who have signed the agreement so far."""
+    return {USERS.user(conn, e.actor).agency_id for e in record.events if e.event == "signed"}
+
+
+def _one_agency_per_party(conn: Any, actor: User, record: AgreementRecord) -> bool:
+    """Whether this approver's agency may still sign: between agencies, each party signs for itself.
+
+    An agreement whose request spans two agencies is signed once by each of them, so one agency
+    never signs for the other's party. Within one agency, two different approvers sign (the
+    separation of duties checked in sign).
+    """
+    return len(_agencies(conn, record)) < 2 or actor.agency_id not in _agencies_signed(conn, record)
+
+
+def parties_signable_by(control: Control, actor_id: str, agreement_id: str) -> tuple[str, ...]:
+    """The parties not yet signed for that this person's agency may still sign for (their role is checked on signing)."""
+    with control.store.transaction() as conn:
+        actor = USERS.user(conn, actor_id)
+        record = STORE.get(conn, agreement_id)
+        if not _one_agency_per_party(conn, actor, record):
+            return ()
+    return tuple(p for p in PARTIES if p not in record.signed_by)
 
 
 def _require_party(conn: Any, user: User, record: AgreementRecord, action: str) -> None:

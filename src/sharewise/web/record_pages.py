@@ -16,8 +16,8 @@ from fastapi import Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from sharewise.agreements.registry import PARTIES, AgreementRecord
-from sharewise.api.routes import documents_dir
+from sharewise.agreements.registry import AgreementRecord
+from sharewise.api.routes import SIGNABLE_FORMATS, agreement_documents
 from sharewise.consent.fhir import EXT as FHIR_EXTENSION
 from sharewise.domain.consent import PersonIdentifiers
 from sharewise.domain.errors import (
@@ -125,7 +125,7 @@ def _agreement_fields(action: str) -> dict[str, str]:
 class AgreementPanel:
     """What the agreement page offers this person: the document, and the actions the record's state allows."""
 
-    document: str | None
+    documents: tuple[str, ...]  # the formats kept, DOCX first
     submit: bool
     sign_parties: tuple[str, ...]
     signed_already: bool
@@ -147,12 +147,12 @@ def _may(user: User, action: str) -> bool:
 
 def agreement_panel(request: Request, user: User, record: AgreementRecord, today: dt.date) -> AgreementPanel:
     """The agreement page's document link and action forms (a template global: the page is pages.agreement_page)."""
-    document = _document_path(ctx(request), record.id)
+    kept = agreement_documents(ctx(request), record.id)
     signed_already = any(e.event == "signed" and e.actor == user.id for e in record.events)
-    unsigned = tuple(p for p in PARTIES if p not in record.signed_by)
+    unsigned = agreement_registry.parties_signable_by(ctx(request).web, user.id, record.id)
     renewals_left = None if record.max_renewals is None else max(record.max_renewals - record.renewals_used, 0)
     return AgreementPanel(
-        document=document.name if document else None,
+        documents=tuple(sorted(kept, key=lambda f: (f not in SIGNABLE_FORMATS, f))),
         submit=record.state == "draft" and _may(user, "submit"),
         sign_parties=unsigned
         if record.state in ("in_review", "signed") and _may(user, "sign") and not signed_already
@@ -208,12 +208,10 @@ def _same_users(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
     return norm(a) == norm(b)
 
 
-def _document_path(context: Any, agreement_id: str) -> Path | None:
-    """The drafted document the API keeps for an agreement (Settings.data_dir/agreements/{id}.{ext})."""
-    for path in sorted(documents_dir(context).glob(f"{agreement_id}.*")):
-        if path.is_file() and path.stem == agreement_id:
-            return path
-    return None
+def _document_path(context: Any, agreement_id: str, fmt: str | None = None) -> Path | None:
+    """A drafted document kept for an agreement (Settings.data_dir/agreements/{id}.{ext}): this format or the first."""
+    kept = agreement_documents(context, agreement_id)
+    return kept.get(fmt) if fmt else next(iter(kept.values()), None)
 
 
 def _agreement_for(context: Any, user: User, agreement_id: str) -> AgreementRecord:
@@ -224,11 +222,15 @@ def _agreement_for(context: Any, user: User, agreement_id: str) -> AgreementReco
 
 
 @router.get("/agreements/{agreement_id}/document")
-def agreement_document(agreement_id: str, context: Ctx, user: Viewer) -> Response:
+def agreement_document(agreement_id: str, context: Ctx, user: Viewer, format: str | None = None) -> Response:
     record = _agreement_for(context, user, agreement_id)
-    path = _document_path(context, record.id)
+    if format is not None and format not in (*SIGNABLE_FORMATS, "md", "html"):
+        raise InvalidDataError("unknown document format", [Problem("format", "one of docx, pdf, html, md")])
+    path = _document_path(context, record.id, format)
     if path is None:
-        raise NotFoundError(f"no document is kept for agreement '{record.id}'")
+        raise NotFoundError(
+            f"no document is kept for agreement '{record.id}'" + (f" as {format.upper()}" if format else "")
+        )
     return FileResponse(path, filename=path.name, headers=NO_STORE)
 
 
