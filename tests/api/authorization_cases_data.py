@@ -7,7 +7,11 @@ from typing import Any
 
 from sharewise.consent.fhir import to_fhir
 from sharewise.domain.consent import ConsentRecord
+from sharewise.security.keys import FileKeyProvider
+from sharewise.services import agreement_registry
 from tests.api.conftest import CONSENT, PERMITTED, World
+from tests.pipeline.certs import make_recipient
+from tests.pipeline.data import write_clients
 
 Call = tuple[str, dict[str, Any] | None]
 PERSON = {"given_name": "Ana", "family_name": "Example", "date_of_birth": "1990-04-02"}
@@ -18,6 +22,38 @@ SHARE = {
     "source": {"csv": "none.csv"},
     "needs": ["client_id"],
 }
+
+_JOBS: dict[str, str] = {}  # data directory -> its job
+
+
+def share_job(w: World) -> str:
+    """A share job of agency A's data steward, under an active agreement of A (one per world)."""
+    base = w.control.settings.data_dir
+    assert base is not None
+    if str(base) not in _JOBS:
+        folder = base / "matrix-job"
+        folder.mkdir(parents=True)
+        write_clients(folder, 5)
+        make_recipient(folder)
+        agreement = w.new_agreement("agency-a", submitted=True, recipient_agency="agency-b")
+        agreement_registry.sign(w.control, "approver-a", agreement, "discloser")
+        agreement_registry.sign(w.control, "approver-b", agreement, "recipient")
+        agreement_registry.activate(w.control, "administrator-a", agreement)
+        FileKeyProvider(w.control.settings.keys).create_pseudonym_key(agreement)
+        body = {
+            "agreement": agreement,
+            "request": PERMITTED,
+            "dictionary": "matrix-job/dictionary.yaml",
+            "source": {"csv": "matrix-job/clients.csv"},
+            "needs": ["client_id", "first_name"],
+            "pseudonymize": ["client_id"],
+            "recipient_certificate": "matrix-job/recipient-cert.pem",
+        }
+        r = w.client.post("/api/v1/shares/jobs", headers=w.h("data_steward"), json=body)
+        assert r.status_code == 202, r.text
+        _JOBS[str(base)] = str(r.json()["id"])
+    return _JOBS[str(base)]
+
 
 CASES: dict[tuple[str, str], Callable[[World, str], Call]] = {
     ("GET", "/api/v1/audit/records"): lambda w, r: ("/api/v1/audit/records?limit=5", None),
@@ -46,5 +82,7 @@ CASES: dict[tuple[str, str], Callable[[World, str], Call]] = {
     ("POST", "/api/v1/shares/plan"): lambda w, r: ("/api/v1/shares/plan", SHARE),
     ("POST", "/api/v1/shares/runs"): lambda w, r: ("/api/v1/shares/runs", {**SHARE, "agreement": w.new_agreement()}),
     ("GET", "/api/v1/shares/runs/{share_id}"): lambda w, r: ("/api/v1/shares/runs/s-matrix", None),
+    ("POST", "/api/v1/shares/jobs"): lambda w, r: ("/api/v1/shares/jobs", {**SHARE, "agreement": w.new_agreement()}),
+    ("GET", "/api/v1/shares/jobs/{job_id}"): lambda w, r: (f"/api/v1/shares/jobs/{share_job(w)}", None),
     ("POST", "/api/v1/linkage/jobs"): lambda w, r: ("/api/v1/linkage/jobs", {"kind": "dedupe", "file_a": "none.csv"}),
 }

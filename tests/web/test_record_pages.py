@@ -15,7 +15,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from httpx import Response
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, FilePayload
 
 from sharewise.cli.serve import DEMO_PASSWORD, DemoAccount
 from sharewise.consent.fhir import to_fhir
@@ -100,7 +100,8 @@ def active(site: Site, law: LawPack) -> str:
 def post(client: TestClient, page: str, url: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Response:
     """Submit a form the way the browser does: with the CSRF token of a page just loaded."""
     token = csrf_of(client.get(page).text)
-    return client.post(url, data={"csrf_token": token, **(data or {})}, follow_redirects=False, **kwargs)
+    response: Response = client.post(url, data={"csrf_token": token, **(data or {})}, follow_redirects=False, **kwargs)
+    return response
 
 
 def state(site: Site, agreement_id: str) -> str:
@@ -760,7 +761,7 @@ def test_the_record_pages_have_no_wcag_aa_violations(
     page.goto(f"{base_url}/shares/plan")
     check(page, "share-plan-form")
     for field, (name, body, mime) in share_files(effective).items():
-        page.set_input_files(f"#{field.replace('_', '-')}", files=[{"name": name, "mimeType": mime, "buffer": body}])
+        page.set_input_files(f"#{field.replace('_', '-')}", files=[FilePayload(name=name, mimeType=mime, buffer=body)])
     page.click("form[action='/shares/plan'] button[type=submit]")
     assert page.locator("#fields-kept").is_visible() and page.locator("#fields-dropped").is_visible()
     check(page, "share-plan-result")

@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-import yaml
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, JSONResponse
@@ -30,10 +28,9 @@ from sharewise.policy.model import Authority, Rule
 from sharewise.policy.request_parse import parse_request
 from sharewise.services import accounting as accounting_service
 from sharewise.services import accounts as accounts_service
-from sharewise.services import agreement_registry, law_library
+from sharewise.services import agreement_drafting, agreement_registry, law_library
 from sharewise.services import audit as audit_service
 from sharewise.services import consents as consent_service
-from sharewise.services import documents as documents_service
 from sharewise.services import security as security_service
 from sharewise.services import workflow as workflow_service
 from sharewise.services.determinations import determine
@@ -557,16 +554,9 @@ class SignIn(BaseModel):
     party: str = Field(pattern="^(discloser|recipient)$")
 
 
-SIGNABLE_FORMATS = ("docx", "pdf")  # each drafted agreement is kept in both
-
-
 def agreement_documents(context: AppContext, agreement_id: str) -> dict[str, Path]:
-    """The documents kept for an agreement, by format (data_dir/agreements/{id}.{format})."""
-    found: dict[str, Path] = {}
-    for path in sorted(documents_dir(context).glob(f"{agreement_id}.*")):
-        if path.is_file() and path.stem == agreement_id:
-            found[path.suffix[1:]] = path
-    return found
+    """The documents kept for an agreement, by format (data_dir/agreements/{id}.{format}), DOCX and PDF first."""
+    return agreement_drafting.kept_documents(documents_dir(context), agreement_id)
 
 
 def documents_dir(context: AppContext) -> Path:
@@ -598,35 +588,20 @@ def draft_agreement(
     body: AgreementDraftIn, context: Ctx, user: Principal, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     """Draft the agreement a request's determination requires, and register it as a draft."""
-    record = workflow_service.show(context.api, user.id, body.request_id)
+    workflow_service.show(context.api, user.id, body.request_id)  # refused before the idempotency record
 
     def create() -> dict[str, Any]:
-        with tempfile.TemporaryDirectory() as tmp:
-            request_file = Path(tmp) / "request.yaml"
-            parties_file = Path(tmp) / "parties.yaml"
-            document = Path(tmp) / f"agreement.{body.format}"
-            request_file.write_text(yaml.safe_dump(record.request), encoding="utf-8")
-            parties_file.write_text(yaml.safe_dump(body.parties), encoding="utf-8")
-            documents_service.draft_agreement_file(
-                context.law, request_file, parties_file, body.format, document, context.today(), doc_type=body.doc_type
-            )
-            agreement_id = agreement_registry.record_draft(
-                context.api, context.law, user.id, request_file, parties_file, document, body.doc_type, record.id
-            )
-            kept = documents_dir(context)
-            shutil.move(document, kept / f"{agreement_id}.{body.format}")
-            # People sign the DOCX or print the PDF: keep both, whichever was asked for.
-            for companion in SIGNABLE_FORMATS:
-                if companion != body.format:
-                    documents_service.draft_agreement_file(
-                        context.law,
-                        request_file,
-                        parties_file,
-                        companion,
-                        kept / f"{agreement_id}.{companion}",
-                        context.today(),
-                        doc_type=body.doc_type,
-                    )
+        agreement_id = agreement_drafting.draft_for_request(
+            context.api,
+            context.law,
+            user.id,
+            body.request_id,
+            body.parties,
+            body.doc_type,
+            body.format,
+            documents_dir(context),
+            context.today(),
+        )
         return agreement_json(agreement_registry.show(context.api, user.id, agreement_id), context.today())
 
     return _idempotent(context, user, idempotency_key, body, "/agreements", create)

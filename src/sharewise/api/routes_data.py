@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sharewise.api.context import AppContext
+from sharewise.api.problems import problem
 from sharewise.api.routes import (
     ANYONE,
     CONSENT_ROLES,
@@ -59,11 +61,13 @@ from sharewise.security.keys import FileKeyProvider
 from sharewise.security.safeguards import SafeguardsSpec
 from sharewise.security.secrets import FileSecrets
 from sharewise.services import accounting as accounting_service
+from sharewise.services import accounts as accounts_service
 from sharewise.services import audit as audit_service
 from sharewise.services import consents as consent_service
 from sharewise.services import documents as documents_service
 from sharewise.services import linkage as linkage_service
 from sharewise.services import security as security_service
+from sharewise.services import share_jobs as share_jobs_service
 from sharewise.services import shares as shares_service
 from sharewise.workflow.access import User
 
@@ -760,6 +764,78 @@ def share_run_status(
         raise NotFoundError(f"no share run '{share_id}' in the audit trail")
     status = next((RUN_STATUS[e["action"]] for e in events if e["action"] in RUN_STATUS), "unknown")
     return {"share_id": share_id, "status": status, "events": [audit_record_json(e) for e in reversed(events)]}
+
+
+# Share jobs: runs in the background ---------------------------------------------------------------
+
+# A job is read by the steward who started it, by auditors, and by administrators of its agency.
+SHARE_JOB_READERS = Access(frozenset({"data_steward", "auditor", "administrator"}), scoped=True, auditor_reads=True)
+JOB_PATH = "/shares/jobs"
+
+
+def _job_location(job_id: str) -> str:
+    return f"/api/v1{JOB_PATH}/{job_id}"
+
+
+def _accepted(
+    context: AppContext, user: User, key: str | None, body: BaseModel, start: Callable[[], dict[str, Any]]
+) -> JSONResponse:
+    """202 with the job and its Location; once per Idempotency-Key (a repeat returns the same job)."""
+    if key is None:
+        job = start()
+        return JSONResponse(job, status_code=202, headers={"Location": _job_location(job["id"])})
+    fingerprint = hashlib.sha256(
+        (JOB_PATH + "\n" + json.dumps(body.model_dump(mode="json"), sort_keys=True)).encode("utf-8")
+    ).hexdigest()
+    before = accounts_service.remembered(context.api, user.id, key)
+    if before is not None:
+        if before.fingerprint != fingerprint:
+            return problem(
+                409, "Idempotency key reused", "invalid_state", "this Idempotency-Key was used with another request"
+            )
+        job = json.loads(before.body)
+        headers = {"Location": _job_location(job["id"]), "Idempotent-Replayed": "true"}
+        return JSONResponse(job, status_code=before.status_code, headers=headers)
+    job = start()
+    accounts_service.remember(context.api, user.id, key, fingerprint, 202, json.dumps(job))
+    return JSONResponse(job, status_code=202, headers={"Location": _job_location(job["id"])})
+
+
+@route("POST", JOB_PATH, SHARE_RUNNERS, tags=["shares"], status_code=202)
+def start_share_job(
+    body: ShareIn, context: Ctx, user: Principal, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    """Start a share run in the background and answer at once (202) with the job; its Location gives its state.
+
+    The checks a run makes first are made before answering: the caller's role, the agreement
+    (active today), the recipient certificate, the plan and the pseudonym key; a refusal is the
+    usual problem and starts nothing. A determination that does not permit the share is refused by
+    the run itself, which records the refusal in the audit trail: the job then fails with
+    not_permitted. Repeat safely with an Idempotency-Key (the same job is returned).
+    """
+    base = data_dir(context)
+
+    def start() -> dict[str, Any]:
+        with _in_callers_terms(_base_terms(base)):
+            definition = share_definition(context, body, base)
+            jobs = share_jobs_service.jobs_for(context.api.settings)
+            job = jobs.start(
+                context.api, context.law, definition, user.id, context.today(), "api", terms=_base_terms(base)
+            )
+        return job.public()
+
+    return _accepted(context, user, idempotency_key, body, start)
+
+
+@route("GET", JOB_PATH + "/{job_id}", SHARE_JOB_READERS, tags=["shares"])
+def share_job(job_id: Annotated[str, PathParam(max_length=64)], context: Ctx, user: Principal) -> dict[str, Any]:
+    """A share job: its state (queued, running, succeeded, failed, interrupted), its steps and its outcome.
+
+    Readable by the data steward who started it, by auditors, and by administrators of its agency.
+    A succeeded job gives its package's path in the data directory, rows, columns and SHA-256; a
+    failed one the error's code, message and problems.
+    """
+    return share_jobs_service.jobs_for(context.api.settings).read(context.api, user.id, job_id).public()
 
 
 # Linkage ----------------------------------------------------------------------------------------

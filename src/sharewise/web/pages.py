@@ -398,11 +398,37 @@ def _actions(user: User, state: str) -> list[str]:
 
 @router.get("/requests/{request_id}")
 def request_page(request_id: str, request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    return request_view(request, context, user, request_id)
+
+
+AGREEMENT_DRAFTER_ROLES = frozenset({"requester", "legal_reviewer", "approver", "administrator"})
+AGREEMENT_RECORDER_ROLES = frozenset({"approver", "administrator"})
+
+
+def request_view(
+    request: Request, context: Any, user: User, request_id: str, status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    """The request page: its determination, Five Safes, timeline, the actions due and its agreements."""
     record = workflow_service.show(context.web, user.id, request_id)
     stage = process.REVIEW_STAGES.get(record.state, (None,))[0]
+    agreements = (
+        [a for a in agreement_registry.listing(context.web, user.id) if a.request_id == record.id]
+        if _reads_agreements(user)
+        else []
+    )
+    pending = record.state == "agreement_pending"
+    values: dict[str, Any] = {
+        "draft_form": {},
+        "draft_problems": [],
+        "may_draft": pending and bool(user.roles & AGREEMENT_DRAFTER_ROLES),
+        "may_record": pending and bool(user.roles & AGREEMENT_RECORDER_ROLES),
+        "in_force": [a for a in agreements if a.state_on(context.today()) == "active"],
+        **extra,
+    }
     return render(
         request,
         "request.html",
+        status_code=status_code,
         user=user,
         record=record,
         actions=_actions(user, record.state),
@@ -411,6 +437,9 @@ def request_page(request_id: str, request: Request, context: Ctx, user: Viewer) 
         five_safes=security_service.five_safes_for_request(
             context.web, context.law, user.id, request_id, context.today()
         ),
+        agreements=agreements,
+        today=context.today(),
+        **values,
     )
 
 
@@ -707,6 +736,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str] | None], ...] = (
     ("/consents", "Consents", CONSENT_ROLES),
     ("/agreements", "Agreements", AGREEMENT_READER_ROLES),
     ("/shares/plan", "Share plan", STEWARD_ROLES),
+    ("/shares/runs", "Share runs", STEWARD_ROLES),
     ("/linkage", "Linkage", STEWARD_ROLES),
     ("/audit", "Audit", AUDIT_ROLES),
     ("/accounting", "Accounting", ACCOUNTING_ROLES),
@@ -769,6 +799,8 @@ def mount_web(app: FastAPI, secret: str, secure_cookies: bool, idle_timeout: dt.
     import sharewise.web.linkage_pages
     import sharewise.web.oidc_pages
     import sharewise.web.record_pages
+    import sharewise.web.request_agreement_pages
+    import sharewise.web.share_pages
 
     sharewise.web.oidc_pages.configure_from_env(
         app

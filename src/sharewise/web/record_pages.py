@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData, UploadFile
 
 from sharewise.agreements.registry import AgreementRecord
-from sharewise.api.routes import SIGNABLE_FORMATS, agreement_documents
+from sharewise.api.routes import agreement_documents
 from sharewise.consent.fhir import EXT as FHIR_EXTENSION
 from sharewise.domain.consent import PersonIdentifiers
 from sharewise.domain.errors import (
@@ -30,7 +30,7 @@ from sharewise.domain.errors import (
     SharewiseError,
 )
 from sharewise.services import accounting as accounting_service
-from sharewise.services import agreement_registry
+from sharewise.services import agreement_drafting, agreement_registry
 from sharewise.services import audit as audit_service
 from sharewise.services import consents as consent_service
 from sharewise.services import shares as share_service
@@ -152,7 +152,7 @@ def agreement_panel(request: Request, user: User, record: AgreementRecord, today
     unsigned = agreement_registry.parties_signable_by(ctx(request).web, user.id, record.id)
     renewals_left = None if record.max_renewals is None else max(record.max_renewals - record.renewals_used, 0)
     return AgreementPanel(
-        documents=tuple(sorted(kept, key=lambda f: (f not in SIGNABLE_FORMATS, f))),
+        documents=tuple(kept),
         submit=record.state == "draft" and _may(user, "submit"),
         sign_parties=unsigned
         if record.state in ("in_review", "signed") and _may(user, "sign") and not signed_already
@@ -224,7 +224,7 @@ def _agreement_for(context: Any, user: User, agreement_id: str) -> AgreementReco
 @router.get("/agreements/{agreement_id}/document")
 def agreement_document(agreement_id: str, context: Ctx, user: Viewer, format: str | None = None) -> Response:
     record = _agreement_for(context, user, agreement_id)
-    if format is not None and format not in (*SIGNABLE_FORMATS, "md", "html"):
+    if format is not None and format not in agreement_drafting.FORMATS:
         raise InvalidDataError("unknown document format", [Problem("format", "one of docx, pdf, html, md")])
     path = _document_path(context, record.id, format)
     if path is None:
@@ -549,6 +549,7 @@ SHARE_PLANNER_ROLES = frozenset({"data_steward"})
 SHARE_LIMIT = 256 * 1024
 DICTIONARY_LIMIT = 1024 * 1024
 SAMPLE_LIMIT = 20 * 1024 * 1024
+RUN_SOURCE_LIMIT = 100 * 1000 * 1000  # a whole source uploaded to run (share_pages); larger ones run from the data dir
 
 
 @router.get("/shares/plan")
@@ -572,6 +573,34 @@ def _no_aliases(text: str, label: str) -> Any:
         raise InvalidDataError("malformed share definition", [Problem(where, "not valid YAML")]) from None
 
 
+def _browser_source(data: dict[str, Any], label: str, problems: list[Problem]) -> tuple[str, dict[str, Any]] | None:
+    """The share file's source kind (csv or parquet) and its options; a database is refused in the browser."""
+    source = data.get("source")
+    kinds = [k for k in ("csv", "parquet", "postgres") if isinstance(source, dict) and k in source]
+    if len(kinds) != 1:
+        problems.append(Problem(f"{label}: source", "one of csv: or parquet: (the file you upload stands for it)"))
+        return None
+    if kinds[0] == "postgres":
+        problems.append(
+            Problem(
+                f"{label}: source", "a PostgreSQL source is planned with `sharewise share plan`, not in the browser"
+            )
+        )
+        return None
+    assert isinstance(source, dict)
+    if kinds[0] == "parquet":
+        return "parquet", {}
+    encoding = str(source.get("encoding", "utf-8"))
+    delimiter = str(source.get("delimiter", ","))
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        problems.append(Problem(f"{label}: source.encoding", f"unknown text encoding '{encoding[:40]}'"))
+    if len(delimiter) != 1:
+        problems.append(Problem(f"{label}: source.delimiter", "one character"))
+    return "csv", {"encoding": encoding, "delimiter": delimiter}
+
+
 def _browser_share(
     data: Any, label: str, directory: Path, dictionary: str, sample: tuple[bytes, str] | None
 ) -> dict[str, Any]:
@@ -581,40 +610,18 @@ def _browser_share(
     problems: list[Problem] = []
     if not isinstance(data.get("request"), dict):
         problems.append(Problem(f"{label}: request", "write the sharing request inline (a mapping), not a file path"))
-    source = data.get("source")
-    kinds = [k for k in ("csv", "parquet", "postgres") if isinstance(source, dict) and k in source]
+    found = _browser_source(data, label, problems)
     new_source: dict[str, Any] = {}
-    if len(kinds) != 1:
-        problems.append(Problem(f"{label}: source", "one of csv: or parquet: (the sample you upload stands for it)"))
-    elif kinds[0] == "postgres":
+    if found is not None and sample is None:
         problems.append(
-            Problem(
-                f"{label}: source", "a PostgreSQL source is planned with `sharewise share plan`, not in the browser"
-            )
+            Problem("source_file", f"upload a sample of the {found[0].upper()} source (its columns are read)")
         )
-    elif sample is None:
-        problems.append(
-            Problem("source_file", f"upload a sample of the {kinds[0].upper()} source (its columns are read)")
-        )
-    else:
-        assert isinstance(source, dict)
-        kind = kinds[0]
+    elif found is not None and sample is not None:
+        kind, options = found
         target = directory / f"source.{kind}"
-        if kind == "csv":
-            encoding = str(source.get("encoding", "utf-8"))
-            delimiter = str(source.get("delimiter", ","))
-            try:
-                codecs.lookup(encoding)
-            except LookupError:
-                problems.append(Problem(f"{label}: source.encoding", f"unknown text encoding '{encoding[:40]}'"))
-            if len(delimiter) != 1:
-                problems.append(Problem(f"{label}: source.delimiter", "one character"))
-            # Only the header row is read: the rows of a sample never reach the disk.
-            target.write_bytes(_header_only(sample[0]))
-            new_source = {"csv": target.name, "encoding": encoding, "delimiter": delimiter}
-        else:
-            target.write_bytes(sample[0])
-            new_source = {"parquet": target.name}
+        # Of a CSV, only the header row is kept: the rows of a sample never reach the disk.
+        target.write_bytes(_header_only(sample[0]) if kind == "csv" else sample[0])
+        new_source = {kind: target.name, **options}
     if problems:
         raise InvalidDataError("the share definition cannot be planned in the browser", problems)
     (directory / "dictionary.yaml").write_text(dictionary, encoding="utf-8")
@@ -666,7 +673,27 @@ async def share_plan(request: Request, context: Ctx, user: Viewer) -> Response:
         plan=view,
         links=citation_links(context) if view else {},
         doc_labels=context.law.vocabulary.documents,
+        today=context.today(),
+        source_limit=f"{RUN_SOURCE_LIMIT // (1000 * 1000)} MB",
     )
+
+
+SHARE_LABEL = "Share definition"
+
+
+def agreement_of(context: Any, user: User, data: Any, label: str) -> AgreementRecord | None:
+    """The share file's agreement, if it names one; plans and runs are for agreements of the person's agency."""
+    agreement_id = data.get("agreement") if isinstance(data, dict) else None
+    if not isinstance(agreement_id, str) or not agreement_id:
+        return None
+    try:
+        # Agreements of agencies this person's agency is not party to are refused here (403).
+        return agreement_registry.show(context.web, user.id, agreement_id)
+    except NotFoundError:
+        raise InvalidDataError(
+            "unknown agreement",
+            [Problem(f"{label}: agreement", f"no agreement '{agreement_id[:60]}' is registered")],
+        ) from None
 
 
 async def _plan(form: FormData, context: Any, user: User, directory: Path, shown: dict[str, str]) -> PlanView:
@@ -681,19 +708,9 @@ async def _plan(form: FormData, context: Any, user: User, directory: Path, shown
     if share_text is None or dictionary_text is None:
         raise InvalidDataError("the plan needs a share definition and its data dictionary", missing)
     shown["share_yaml"], shown["dictionary_yaml"] = share_text[0], dictionary_text[0]
-    label = "Share definition"
+    label = SHARE_LABEL
     data = _no_aliases(share_text[0], label)
-    agreement_id = data.get("agreement") if isinstance(data, dict) else None
-    agreement: AgreementRecord | None = None
-    if isinstance(agreement_id, str) and agreement_id:
-        try:
-            # Plans are for agreements this person's agency is party to: others are refused here.
-            agreement = agreement_registry.show(context.web, user.id, agreement_id)
-        except NotFoundError:
-            raise InvalidDataError(
-                "unknown agreement",
-                [Problem(f"{label}: agreement", f"no agreement '{agreement_id[:60]}' is registered")],
-            ) from None
+    agreement = agreement_of(context, user, data, label)
     browser = _browser_share(data, label, directory, dictionary_text[0], sample)
     definition = share_service.parse_share(browser, context.law, directory, label)
     assert agreement is not None  # parse_share requires the agreement id
