@@ -41,3 +41,6 @@ def test_checkpoints_are_signed_by_auditors_security_officers_and_administrators
     signed = [r for r in audit.log(control, "aud") if r["action"] == "checkpoint-signed"]
     assert signed[0]["actor"] == "aud"  # who signed it, not "system"
     assert audit.verify(control, [kept]).ok
+    assert audit.verify(control, actor="aud").ok
+    verified = [r for r in audit.log(control, "aud") if r["action"] == "audit-verified"]
+    assert [r["actor"] for r in verified][:2] == ["aud", "system"]  # newest first: who asked, when someone did

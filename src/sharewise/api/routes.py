@@ -674,7 +674,7 @@ AUDITORS = Access(frozenset({"auditor", "administrator", "security_officer"}))
 @route("POST", "/audit/verification", AUDITORS, tags=["audit"])
 def verify_audit(context: Ctx, user: Principal) -> dict[str, Any]:
     """Verify the whole audit chain and its checkpoints."""
-    report = audit_service.verify(context.api)
+    report = audit_service.verify(context.api, actor=user.id)
     return {
         "ok": report.ok,
         "records": report.records,

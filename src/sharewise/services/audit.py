@@ -20,9 +20,12 @@ from sharewise.workflow.store import SqlWorkflowStore
 
 
 def verify(
-    control: Control, checkpoint_files: list[Path] | None = None, public_key_file: Path | None = None
+    control: Control,
+    checkpoint_files: list[Path] | None = None,
+    public_key_file: Path | None = None,
+    actor: str = "system",
 ) -> VerifyReport:
-    """Verify the whole chain against its own and any exported checkpoints."""
+    """Verify the whole chain against its own and any exported checkpoints; the check is recorded, with who asked."""
     external: list[Checkpoint] = []
     for path in checkpoint_files or []:
         external += read_checkpoints(path)
@@ -40,7 +43,7 @@ def verify(
             conn,
             AuditEvent(
                 action="audit-verified",
-                actor="system",
+                actor=actor,
                 subject_type="audit",
                 subject_id="chain",
                 outcome="success" if report.ok else "failure",

@@ -720,7 +720,7 @@ def audit_verify(request: Request, context: Ctx, user: Viewer, csrf: Csrf) -> HT
     check_csrf(request, csrf)
     if not user.roles & AUDIT_ROLES:
         raise AccessDeniedError(f"{user.id} may not verify the audit trail")
-    return render(request, "audit.html", user=user, report=audit_service.verify(context.web))
+    return render(request, "audit.html", user=user, report=audit_service.verify(context.web, actor=user.id))
 
 
 ACCOUNTING_ROLES = frozenset({"data_steward", "auditor"})
