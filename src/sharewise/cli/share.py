@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from sharewise.cli import synth_options as rates
 from sharewise.cli.console import RichProgress, StatePack, escape, handles_errors, out, settings_for
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.pipeline.backend import Backend
@@ -226,9 +227,34 @@ def synth(
         PROGRAMS
     ),
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")] = 20261125,
+    nickname_rate: rates.NicknameRate = rates.DEFAULT.nickname,
+    typo_rate: rates.TypoRate = rates.DEFAULT.typo,
+    move_rate: rates.MoveRate = rates.DEFAULT.move,
+    missing_ssn_rate: rates.MissingSsnRate = rates.DEFAULT.missing_ssn,
+    duplicate_rate: rates.DuplicateRate = rates.DEFAULT.duplicate,
+    twins_rate: rates.TwinsRate = rates.DEFAULT.twins,
+    household_rate: rates.HouseholdRate = rates.DEFAULT.household,
+    shared_address_rate: rates.SharedAddressRate = rates.DEFAULT.shared_address,
+    dob_transposed_rate: rates.DobTransposedRate = rates.DEFAULT.dob_transposed,
 ) -> None:
-    """Generate synthetic client records per program, their dictionaries, and the linkage truth."""
-    result = generate(out_dir, people, [p.strip() for p in programs.split(",") if p.strip()], seed)
+    """Generate synthetic client records per program, their dictionaries, and the linkage truth.
+
+    Each phenomenon of real agency data (nicknames, typos, moves, missing SSNs, duplicates, twins, households,
+    shared addresses, transposed birth dates) occurs at its rate; set a rate to 0 to leave it out. Exit 2 when a rate
+    is not a share from 0 to 1.
+    """
+    chosen = rates.synth_rates(
+        nickname=nickname_rate,
+        typo=typo_rate,
+        move=move_rate,
+        missing_ssn=missing_ssn_rate,
+        duplicate=duplicate_rate,
+        twins=twins_rate,
+        household=household_rate,
+        shared_address=shared_address_rate,
+        dob_transposed=dob_transposed_rate,
+    )
+    result = generate(out_dir, people, [p.strip() for p in programs.split(",") if p.strip()], seed, rates=chosen)
     for program, count in result.records.items():
         out.print(f"{program}: {count} records")
     out.print(f"wrote {len(result.files)} files to {escape(str(out_dir))} (truth.csv maps records to people)")
