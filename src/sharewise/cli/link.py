@@ -10,10 +10,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from sharewise.cli import synth_options as rates
 from sharewise.cli.console import RichProgress, escape, handles_errors, out, settings_for
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.domain.events import AuditSink
-from sharewise.linkage.link import LinkOptions
+from sharewise.linkage.link import BACKENDS, LinkOptions
 from sharewise.linkage.model import TrainingOptions
 from sharewise.linkage.pprl.match import MatchOptions
 from sharewise.linkage.sources import ColumnMapping
@@ -33,6 +34,25 @@ Threshold = Annotated[float, typer.Option("--threshold", min=0.0, max=1.0, help=
 Actor = Annotated[str, typer.Option("--actor", help="Who runs it (for the audit trail).")]
 NoAudit = Annotated[bool, typer.Option("--no-audit", help="Do not record the run in the audit trail.")]
 DayFirst = Annotated[bool, typer.Option("--dayfirst", help="Read ambiguous dates as day/month/year.")]
+NoCannotLink = Annotated[
+    bool,
+    typer.Option(
+        "--no-cannot-link",
+        help="Do not apply the cannot-link rules (twins, parents and children named alike: docs/linkage.md).",
+    ),
+]
+Backend = Annotated[
+    str,
+    typer.Option("--backend", help="Where Splink runs: duckdb (embedded, the default) or spark (local or cluster)."),
+]
+
+
+def _backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise InvalidDataError(
+            "invalid option", [Problem("--backend", f"'{name}' is not one of {', '.join(BACKENDS)}")]
+        )
+    return name
 
 
 def _mapping(path: Path | None, flags: list[str] | None) -> ColumnMapping | None:
@@ -73,11 +93,19 @@ def files(
     map_flags: MapFlags = None,
     explain: Annotated[Path | None, typer.Option("--explain", help="Save Splink waterfall charts (HTML) here.")] = None,
     dayfirst: DayFirst = False,
+    backend: Backend = "duckdb",
+    no_cannot_link: NoCannotLink = False,
     actor: Actor = "cli",
     no_audit: NoAudit = False,
 ) -> None:
-    """Link two files probabilistically (Splink on DuckDB, trained unsupervised). Exit 2 on invalid input."""
-    options = LinkOptions(threshold=threshold, one_to_one=one_to_one, explain_path=explain)
+    """Link two files probabilistically (Splink on DuckDB or Spark, trained unsupervised). Exit 2 on invalid input."""
+    options = LinkOptions(
+        threshold=threshold,
+        one_to_one=one_to_one,
+        explain_path=explain,
+        backend=_backend(backend),
+        cannot_link=not no_cannot_link,
+    )
     flags = _mapping(None, map_flags)
     ma, mb = _mapping(mapping_a, None), _mapping(mapping_b, None)
     if flags:
@@ -106,14 +134,19 @@ def dedupe(
     retrain: Annotated[
         bool, typer.Option("--retrain", help="Train a new model instead of reusing the one the index saved.")
     ] = False,
+    backend: Backend = "duckdb",
+    no_cannot_link: NoCannotLink = False,
     actor: Actor = "cli",
     no_audit: NoAudit = False,
 ) -> None:
     """Deduplicate a file into persons; with --index, add the batch to a person index without renumbering.
 
-    The index saves the trained model and later batches reuse it (no retraining); --retrain trains a new one.
+    The index saves the trained model and later batches reuse it (no retraining), on either backend; --retrain
+    trains a new one.
     """
-    options = LinkOptions(threshold=threshold, explain_path=explain)
+    options = LinkOptions(
+        threshold=threshold, explain_path=explain, backend=_backend(backend), cannot_link=not no_cannot_link
+    )
     progress = RichProgress()
     with _sink(no_audit) as sink, progress.progress:
         result = linkage.dedupe_file(
@@ -135,14 +168,40 @@ def evaluate(
         list[str] | None, typer.Option("--dataset", help="febrl4, febrl3, synthetic (repeatable; default all).")
     ] = None,
     people: Annotated[int, typer.Option("--people", min=10, help="People in the synthetic data.")] = 2000,
+    nickname_rate: rates.NicknameRate = rates.DEFAULT.nickname,
+    typo_rate: rates.TypoRate = rates.DEFAULT.typo,
+    move_rate: rates.MoveRate = rates.DEFAULT.move,
+    missing_ssn_rate: rates.MissingSsnRate = rates.DEFAULT.missing_ssn,
+    duplicate_rate: rates.DuplicateRate = rates.DEFAULT.duplicate,
+    twins_rate: rates.TwinsRate = rates.DEFAULT.twins,
+    household_rate: rates.HouseholdRate = rates.DEFAULT.household,
+    shared_address_rate: rates.SharedAddressRate = rates.DEFAULT.shared_address,
+    dob_transposed_rate: rates.DobTransposedRate = rates.DEFAULT.dob_transposed,
+    no_cannot_link: NoCannotLink = False,
     actor: Actor = "cli",
     no_audit: NoAudit = False,
 ) -> None:
-    """Precision, recall and F1 against known truth (FEBRL data sets and the synthetic generator)."""
+    """Precision, recall and F1 against known truth (FEBRL data sets and the synthetic generator).
+
+    The rate options shape the synthetic data as in `sharewise synth`; exit 2 when a rate is not a share from 0 to 1.
+    """
     chosen = tuple(dataset or ("febrl4", "febrl3", "synthetic"))
+    synth_rates = rates.synth_rates(
+        nickname=nickname_rate,
+        typo=typo_rate,
+        move=move_rate,
+        missing_ssn=missing_ssn_rate,
+        duplicate=duplicate_rate,
+        twins=twins_rate,
+        household=household_rate,
+        shared_address=shared_address_rate,
+        dob_transposed=dob_transposed_rate,
+    )
     progress = RichProgress()
     with _sink(no_audit) as sink, progress.progress:
-        rows = linkage.evaluate(chosen, people, None, progress, sink, actor)
+        rows = linkage.evaluate(
+            chosen, people, None, progress, sink, actor, synth_rates=synth_rates, cannot_link=not no_cannot_link
+        )
     table = Table("data set", "method", "precision", "recall", "F1", "seconds")
     for r in rows:
         a = r.accuracy

@@ -1,4 +1,5 @@
-"""Link two prepared files, or deduplicate one, with Splink on DuckDB: train, predict, resolve, cluster, explain."""
+"""Link two prepared files, or deduplicate one, with Splink on DuckDB or Spark: train, predict, resolve, cluster,
+explain."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -16,7 +17,14 @@ from splink import DuckDBAPI, Linker
 from splink.internals.exceptions import SplinkException
 
 from sharewise.domain.errors import InvalidDataError, Problem
+from sharewise.linkage.constraints import apply_constraints
 from sharewise.linkage.model import SPLINK_LOG_LEVEL, TrainedModel, TrainingOptions, available_columns, train
+
+if TYPE_CHECKING:
+    from splink.internals.splink_dataframe import SplinkDataFrame
+
+# The engines Splink runs on: DuckDB embedded (the default), Spark when the data outgrow one machine.
+BACKENDS = ("duckdb", "spark")
 
 
 class Progress(Protocol):
@@ -35,14 +43,17 @@ class NoProgress:
 
 @dataclass(frozen=True)
 class LinkOptions:
-    """Decision options: the probability threshold, one-to-one resolution, training effort, explanations."""
+    """Decision options: the probability threshold, one-to-one resolution, training effort, explanations, and the
+    engine (`backend`: duckdb or spark; `threads` is DuckDB's)."""
 
     threshold: float = 0.9
     one_to_one: bool = False
+    cannot_link: bool = True  # veto pairs, and split clusters, that the cannot-link rules say join two people
     training: TrainingOptions = field(default_factory=TrainingOptions)
     explain_path: Path | None = None
     explain_pairs: int = 20
     threads: int | None = None
+    backend: str = "duckdb"
 
 
 @dataclass(frozen=True)
@@ -73,12 +84,65 @@ def _quiet_splink() -> None:
     logging.getLogger("splink").propagate = False
 
 
-def _connection(threads: int | None) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:")
-    con.execute("SET enable_progress_bar = false")  # sharewise reports progress itself
-    if threads:
-        con.execute(f"SET threads TO {int(threads)}")
-    return con
+class Engine(Protocol):
+    """Where Splink runs: registers inputs, runs sharewise's own queries on Splink's tables, collects results."""
+
+    dialect: str
+    u_chunks: int
+
+    def register(self, table: pa.Table, name: str) -> SplinkDataFrame: ...
+
+    def arrow(self, sql: str) -> pa.Table: ...
+
+    def failures(self, doing: str) -> contextlib.AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
+class DuckDBEngine:
+    """Splink's DuckDB backend on an in-memory connection of its own."""
+
+    dialect = "duckdb"
+    u_chunks = 10  # Splink's default: u sampling stops early once every level is observed enough
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET enable_progress_bar = false")  # sharewise reports progress itself
+        if threads:
+            self.con.execute(f"SET threads TO {int(threads)}")
+        self.db_api = DuckDBAPI(self.con)
+
+    def register(self, table: pa.Table, name: str) -> SplinkDataFrame:
+        return self.db_api.register(table, dataset_display_name=name)
+
+    def arrow(self, sql: str) -> pa.Table:
+        return self.con.sql(sql).to_arrow_table()
+
+    @contextlib.contextmanager
+    def failures(self, doing: str) -> Iterator[None]:
+        """DuckDB's errors as sharewise errors (the error's kind, not its message, which can quote values)."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            raise InvalidDataError(
+                "the DuckDB engine could not run the linkage", [Problem(doing, type(exc).__name__)]
+            ) from exc
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def open_engine(options: LinkOptions) -> Engine:
+    """The engine the options name; InvalidDataError for any other name."""
+    if options.backend == "duckdb":
+        return DuckDBEngine(options.threads)
+    if options.backend == "spark":
+        from sharewise.linkage.spark import SparkEngine
+
+        return SparkEngine()
+    raise InvalidDataError(
+        "invalid option", [Problem("backend", f"'{options.backend}' is not one of {', '.join(BACKENDS)}")]
+    )
 
 
 def _check_available(available: set[str]) -> None:
@@ -90,25 +154,25 @@ def _check_available(available: set[str]) -> None:
         )
 
 
-def _predictor(inputs: Any, model: TrainedModel) -> Linker:
-    """A linker that scores with the given model (Splink loads its own saved JSON)."""
+def _predictor(inputs: Any, model: TrainedModel, dialect: str) -> Linker:
+    """A linker that scores with the given model (Splink loads its own saved JSON, in this engine's dialect)."""
+    splink_settings = model.settings_for(dialect)
     try:
-        return Linker(inputs, model.settings, log_level=None)
+        return Linker(inputs, splink_settings, log_level=None)
     except (SplinkException, ValueError, KeyError, TypeError) as exc:
         raise InvalidDataError(
             "the saved linkage model cannot be used", [Problem("model", "it does not fit these data; train a new one")]
         ) from exc
 
 
-def _explain(linker: Linker, predictions: Any, con: duckdb.DuckDBPyConnection, path: Path, n: int) -> None:
+def _explain(linker: Linker, predictions: SplinkDataFrame, engine: Engine, path: Path, n: int) -> None:
     """Save Splink's waterfall chart of the pairs nearest the decision boundary and of the strongest pairs."""
     name = predictions.physical_name
     half = max(1, n // 2)
-    rows = con.sql(
+    records = engine.arrow(
         f"(SELECT * FROM {name} ORDER BY abs(match_weight) ASC LIMIT {half}) "
         f"UNION ALL (SELECT * FROM {name} ORDER BY match_weight DESC LIMIT {half})"
-    )
-    records = [dict(zip(rows.columns, row, strict=True)) for row in rows.fetchall()]
+    ).to_pylist()
     path.parent.mkdir(parents=True, exist_ok=True)
     if not records:
         path.write_text(f"<!doctype html><p>{html.escape('No candidate pairs to explain.')}</p>", encoding="utf-8")
@@ -117,18 +181,67 @@ def _explain(linker: Linker, predictions: Any, con: duckdb.DuckDBPyConnection, p
     path.write_text(chart.to_html(inline=True), encoding="utf-8")
 
 
+PAIRS = pa.schema(
+    [
+        ("left_id", pa.string()),
+        ("right_id", pa.string()),
+        ("match_probability", pa.float64()),
+        ("match_weight", pa.float64()),
+    ]
+)
+CLUSTERS = pa.schema([("record_id", pa.string()), ("cluster_id", pa.string())])
+
+
+def _collect(engine: Engine, sql: str, schema: pa.Schema) -> pa.Table:
+    """A query's result with the same column types whatever the engine (Spark's Arrow strings are large)."""
+    return engine.arrow(sql).select(schema.names).cast(schema)
+
+
+def _constrained(
+    engine: Engine, name: str, records: pa.Table | dict[str, pa.Table], threshold: float, cluster: bool
+) -> tuple[str, pa.Table]:
+    """The scored pairs at the threshold without those the cannot-link rules veto (a table the engine can query)
+    and, when deduplicating, clusters that respect the rules (`linkage/constraints.py`, DuckDB SQL)."""
+    if isinstance(engine, DuckDBEngine):
+        result = apply_constraints(engine.con, name, records, threshold, cluster=cluster)
+        return result.edges, result.clusters
+    # Another engine: its pairs at the threshold (ids and scores only) go through a local DuckDB and come back.
+    sources = "" if cluster else "source_dataset_l, source_dataset_r, "
+    scored = engine.arrow(
+        f"SELECT record_id_l, record_id_r, {sources}match_probability, match_weight FROM {name} "
+        f"WHERE match_probability >= {float(threshold)}"
+    )
+    local = duckdb.connect()
+    try:
+        local.register("scored", scored)
+        result = apply_constraints(local, "scored", records, threshold, cluster=cluster)
+        kept = local.sql(f"SELECT * FROM {result.edges}").to_arrow_table()
+    finally:
+        local.close()
+    return engine.register(kept, "sw_constrained_pairs").physical_name, result.clusters
+
+
+def cluster(linker: Linker, predictions: SplinkDataFrame, threshold: float) -> SplinkDataFrame:
+    """Where scored pairs become persons: connected components of the pairs at or above the threshold (Splink's,
+    on the run's engine). Each record's cluster_id names its cluster; the one place that decides which records are
+    one person."""
+    return linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, threshold_match_probability=threshold
+    )
+
+
 def link(left: pa.Table, right: pa.Table, options: LinkOptions, progress: Progress | None = None) -> LinkResult:
     """Link two prepared tables (link only: no pairs within one table)."""
     progress = progress or NoProgress()
     _quiet_splink()
     available = available_columns([left, right])
     _check_available(available)
-    con = _connection(options.threads)
+    engine = open_engine(options)
     try:
-        db_api = DuckDBAPI(con)
-        a = db_api.register(left, dataset_display_name="file_a")
-        b = db_api.register(right, dataset_display_name="file_b")
-        with progress.step("training the model (u by random sampling, m by EM)"):
+        with engine.failures("registering the files"):
+            a = engine.register(left, "file_a")
+            b = engine.register(right, "file_b")
+        with progress.step("training the model (u by random sampling, m by EM)"), engine.failures("training"):
             model = train(
                 [a, b],
                 "link_only",
@@ -136,75 +249,88 @@ def link(left: pa.Table, right: pa.Table, options: LinkOptions, progress: Progre
                 options.training,
                 left.num_rows + right.num_rows,
                 left.num_rows * right.num_rows,
+                engine.u_chunks,
             )
-        linker = _predictor([a, b], model)
-        with progress.step("scoring candidate pairs"):
+        linker = _predictor([a, b], model, engine.dialect)
+        with progress.step("scoring candidate pairs"), engine.failures("scoring"):
             predictions = linker.inference.predict(threshold_match_probability=min(0.05, options.threshold))
-        name = predictions.physical_name
-        candidate_pairs = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
-        # Orient each pair as (left file, right file) whatever order Splink chose.
-        oriented = f"""
-            SELECT CASE WHEN source_dataset_l = 'file_a' THEN record_id_l ELSE record_id_r END AS left_id,
-                   CASE WHEN source_dataset_l = 'file_a' THEN record_id_r ELSE record_id_l END AS right_id,
-                   match_probability, match_weight
-            FROM {name} WHERE match_probability >= {float(options.threshold)}"""
-        if options.one_to_one:
-            query = f"""
-                WITH p AS ({oriented}),
-                r AS (SELECT *, row_number() OVER (PARTITION BY left_id ORDER BY match_weight DESC, right_id) AS rl,
-                               row_number() OVER (PARTITION BY right_id ORDER BY match_weight DESC, left_id) AS rr
-                      FROM p)
-                SELECT left_id, right_id, match_probability, match_weight FROM r WHERE rl = 1 AND rr = 1
-                ORDER BY left_id, right_id"""
-        else:
-            query = oriented + " ORDER BY left_id, right_id"
-        pairs = con.sql(query).to_arrow_table()
+            name = predictions.physical_name
+            candidate_pairs = engine.arrow(f"SELECT count(*) AS n FROM {name}").column("n")[0].as_py()
+            if options.cannot_link:
+                name, _ = _constrained(engine, name, {"file_a": left, "file_b": right}, options.threshold, False)
+            # Orient each pair as (left file, right file) whatever order Splink chose.
+            oriented = f"""
+                SELECT CASE WHEN source_dataset_l = 'file_a' THEN record_id_l ELSE record_id_r END AS left_id,
+                       CASE WHEN source_dataset_l = 'file_a' THEN record_id_r ELSE record_id_l END AS right_id,
+                       match_probability, match_weight
+                FROM {name} WHERE match_probability >= {float(options.threshold)}"""
+            if options.one_to_one:
+                query = f"""
+                    WITH p AS ({oriented}),
+                    r AS (SELECT *,
+                                 row_number() OVER (PARTITION BY left_id ORDER BY match_weight DESC, right_id) AS rl,
+                                 row_number() OVER (PARTITION BY right_id ORDER BY match_weight DESC, left_id) AS rr
+                          FROM p)
+                    SELECT left_id, right_id, match_probability, match_weight FROM r WHERE rl = 1 AND rr = 1
+                    ORDER BY left_id, right_id"""
+            else:
+                query = oriented + " ORDER BY left_id, right_id"
+            pairs = _collect(engine, query, PAIRS)
         if options.explain_path:
-            with progress.step("explaining match weights (waterfall chart)"):
-                _explain(linker, predictions, con, options.explain_path, options.explain_pairs)
+            with progress.step("explaining match weights (waterfall chart)"), engine.failures("explaining"):
+                _explain(linker, predictions, engine, options.explain_path, options.explain_pairs)
         return LinkResult(pairs, model.comparisons, int(candidate_pairs), model)
     finally:
-        con.close()
+        engine.close()
 
 
 def dedupe(
     people: pa.Table, options: LinkOptions, progress: Progress | None = None, model: TrainedModel | None = None
 ) -> DedupeResult:
-    """Deduplicate one prepared table: score pairs, then cluster them (connected components at the threshold).
+    """Deduplicate one prepared table: score pairs, then cluster them (`cluster`: connected components at the
+    threshold).
 
-    A saved model is reused when it is fit for these data (`TrainedModel.reusable_for`); otherwise the run trains.
+    A saved model is reused when it is fit for these data (`TrainedModel.reusable_for`), whichever engine trained it;
+    otherwise the run trains.
     """
     progress = progress or NoProgress()
     _quiet_splink()
     available = available_columns([people])
     _check_available(available)
-    con = _connection(options.threads)
+    engine = open_engine(options)
     try:
-        db_api = DuckDBAPI(con)
-        data = db_api.register(people, dataset_display_name="people")
+        with engine.failures("registering the file"):
+            data = engine.register(people, "people")
         n = people.num_rows
         trained = model is None or not model.reusable_for("dedupe_only", available)
         if model is None or trained:
-            with progress.step("training the model (u by random sampling, m by EM)"):
-                model = train(data, "dedupe_only", available, options.training, n, n * (n - 1) // 2)
-        linker = _predictor(data, model)
-        with progress.step("scoring candidate pairs"):
+            with progress.step("training the model (u by random sampling, m by EM)"), engine.failures("training"):
+                model = train(data, "dedupe_only", available, options.training, n, n * (n - 1) // 2, engine.u_chunks)
+        linker = _predictor(data, model, engine.dialect)
+        with progress.step("scoring candidate pairs"), engine.failures("scoring"):
             predictions = linker.inference.predict(threshold_match_probability=options.threshold)
-        with progress.step("clustering into persons"):
-            clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-                predictions, threshold_match_probability=options.threshold
+        with progress.step("clustering into persons"), engine.failures("clustering"):
+            scored = predictions.physical_name
+            if options.cannot_link:
+                scored, constrained = _constrained(engine, scored, people, options.threshold, True)
+                cluster_table = constrained.select(CLUSTERS.names).cast(CLUSTERS)
+            else:
+                clusters = cluster(linker, predictions, options.threshold)
+                cluster_table = _collect(
+                    engine,
+                    f"SELECT CAST(record_id AS STRING) AS record_id, CAST(cluster_id AS STRING) AS cluster_id "
+                    f"FROM {clusters.physical_name} ORDER BY record_id",
+                    CLUSTERS,
+                )
+            pairs = _collect(
+                engine,
+                f"SELECT record_id_l AS left_id, record_id_r AS right_id, match_probability, match_weight "
+                f"FROM {scored} ORDER BY left_id, right_id",
+                PAIRS,
             )
-        cluster_table = con.sql(
-            f"SELECT CAST(record_id AS VARCHAR) AS record_id, CAST(cluster_id AS VARCHAR) AS cluster_id "
-            f"FROM {clusters.physical_name} ORDER BY record_id"
-        ).to_arrow_table()
-        pairs = con.sql(
-            f"SELECT record_id_l AS left_id, record_id_r AS right_id, match_probability, match_weight "
-            f"FROM {predictions.physical_name}"
-        ).to_arrow_table()
         if options.explain_path:
-            with progress.step("explaining match weights (waterfall chart)"):
-                _explain(linker, predictions, con, options.explain_path, options.explain_pairs)
+            with progress.step("explaining match weights (waterfall chart)"), engine.failures("explaining"):
+                _explain(linker, predictions, engine, options.explain_path, options.explain_pairs)
         return DedupeResult(cluster_table, pairs, model.comparisons, model, trained)
     finally:
-        con.close()
+        engine.close()

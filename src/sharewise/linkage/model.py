@@ -3,6 +3,7 @@ trained model as saved and reused."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Sequence
@@ -340,6 +341,40 @@ class TrainedModel:
     def prior(self) -> float:
         return float(self.settings["probability_two_random_records_match"])
 
+    @property
+    def dialect(self) -> str:
+        """The SQL dialect of the engine that trained it (models saved before Spark existed: DuckDB's)."""
+        return str(self.settings.get("sql_dialect") or "duckdb")
+
+    def settings_for(self, dialect: str) -> dict[str, Any]:
+        """Splink's settings for an engine of this SQL dialect, with the trained parameters.
+
+        Splink saves each comparison level as SQL in the dialect of the engine that trained it, and loads it as
+        written whatever the engine (on Spark, DuckDB's double-quoted column names would read as text). So for
+        another engine sharewise rebuilds its own comparisons and blocking rules for the columns the model was
+        trained on, checks that they render to exactly the saved SQL in the training dialect, and takes the
+        other dialect's SQL level by level, keeping every m and u probability, the prior and the term-frequency
+        settings. A model whose SQL sharewise would not write (another version's comparisons) is refused.
+        """
+        if dialect == self.dialect:
+            return self.settings
+        link_type = str(self.settings.get("link_type"))
+        creator = settings(link_type, set(self.columns))
+        try:
+            source = creator.create_settings_dict(self.dialect)
+            target = creator.create_settings_dict(dialect)
+        except (SplinkException, ValueError, KeyError, TypeError) as exc:
+            raise _unportable(dialect) from exc
+        if _conditions(source) != _conditions(self.settings) or _rules(source) != _rules(self.settings):
+            raise _unportable(dialect)
+        result = copy.deepcopy(self.settings)
+        for comparison, rebuilt in zip(result["comparisons"], target["comparisons"], strict=True):
+            for level, level_rebuilt in zip(comparison["comparison_levels"], rebuilt["comparison_levels"], strict=True):
+                level["sql_condition"] = level_rebuilt["sql_condition"]
+        result["blocking_rules_to_generate_predictions"] = target["blocking_rules_to_generate_predictions"]
+        result["sql_dialect"] = dialect
+        return result
+
     def reusable_for(self, link_type: str, available: set[str]) -> bool:
         """Whether linking data with these columns may use this model instead of training again."""
         return (
@@ -379,6 +414,29 @@ class TrainedModel:
         return model
 
 
+def _conditions(splink_settings: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Each comparison's name and its levels' SQL, in order."""
+    return [
+        (
+            str(c.get("output_column_name")),
+            [str(level.get("sql_condition")) for level in c.get("comparison_levels", [])],
+        )
+        for c in splink_settings.get("comparisons", [])
+    ]
+
+
+def _rules(splink_settings: dict[str, Any]) -> list[str]:
+    rules = splink_settings.get("blocking_rules_to_generate_predictions", [])
+    return [str(r.get("blocking_rule") if isinstance(r, dict) else r) for r in rules]
+
+
+def _unportable(dialect: str) -> InvalidDataError:
+    return InvalidDataError(
+        "the saved linkage model cannot be used on this engine",
+        [Problem("model", f"its comparisons are not the ones this version writes for {dialect}; train a new one")],
+    )
+
+
 def _estimated_prior(linker: Linker, available: set[str]) -> float | None:
     """The prior from deterministic rules over all pairs, or None when they find no match (or nearly every pair)."""
     rules = deterministic_rules(available)
@@ -399,17 +457,21 @@ def train(
     options: TrainingOptions,
     records: int,
     total_pairs: int,
+    u_chunks: int = 10,
 ) -> TrainedModel:
     """Unsupervised training: the prior from deterministic rules, u by random sampling, m by EM.
 
     Returns the model as Splink saves it (`linker.misc.save_model_to_json`); predictions load it with
-    `Linker(inputs, model.settings)`, the same way a later batch reuses it without training again.
+    `Linker(inputs, model.settings_for(dialect))`, the same way a later batch reuses it without training again.
+    `u_chunks` is how many passes u sampling may take (it stops early once every level is observed enough).
     """
     linker = Linker(inputs, settings(link_type, available), log_level=None)
     prior = _estimated_prior(linker, available)
     if prior is None:
         linker = Linker(inputs, settings(link_type, available, FALLBACK_PRIOR), log_level=None)
-    linker.training.estimate_u_using_random_sampling(max_pairs=options.u_max_pairs, seed=options.seed)
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=options.u_max_pairs, seed=options.seed, num_chunks=u_chunks
+    )
     for rule in training_rules(available):
         before = linker.misc.save_model_to_json()
         try:
