@@ -23,6 +23,7 @@ from sharewise.linkage.pprl.match import MatchOptions, clusters, match
 from sharewise.linkage.pprl.schema import DEFAULT_SCHEMA, LinkageSchema, read_schema
 from sharewise.linkage.prepare import prepare
 from sharewise.linkage.sources import ColumnMapping, read_people
+from sharewise.pipeline.synth import SynthRates
 
 SYNTH_MAPPING = ColumnMapping(
     {
@@ -91,6 +92,8 @@ def link_files(
         "threshold": options.threshold,
         "one_to_one": options.one_to_one,
         "comparisons": ",".join(result.comparisons),
+        "backend": options.backend,
+        "cannot_link": options.cannot_link,
     }
     _audit(sink, "linkage-executed", actor, out.name, {"kind": "link", **details})
     return Outcome(out, result.pairs.num_rows, time.perf_counter() - start, details)
@@ -162,6 +165,8 @@ def dedupe_file(
         "persons_split": counts["split"],
         "model": "trained" if result.trained else "reused",
         "model_batch": batch_number if result.trained or saved is None else saved[0],
+        "backend": options.backend,
+        "cannot_link": options.cannot_link,
     }
     _audit(sink, "linkage-executed", actor, out.name, {"kind": "dedupe", **details})
     return Outcome(out, table.num_rows, time.perf_counter() - start, details)
@@ -184,8 +189,11 @@ def evaluate(
     progress: Progress | None = None,
     sink: AuditSink | None = None,
     actor: str = "cli",
+    synth_rates: SynthRates | None = None,
+    cannot_link: bool = True,
 ) -> list[EvaluationRow]:
-    """Precision, recall and F1 on FEBRL4 (link), FEBRL3 (dedupe) and the synthetic generator's truth."""
+    """Precision, recall and F1 on FEBRL4 (link), FEBRL3 (dedupe) and the synthetic generator's truth (generated at
+    `synth_rates`, realistic by default); `cannot_link` applies the cannot-link rules (linkage/constraints.py)."""
     progress = progress or NoProgress()
     rows: list[EvaluationRow] = []
     unknown = [d for d in datasets if d not in ("febrl4", "febrl3", "synthetic")]
@@ -196,7 +204,7 @@ def evaluate(
             a, b, ta, tb = ev.febrl4()
             start = time.perf_counter()
             pa_, pb = prepare(a), prepare(b)
-            result = link(pa_, pb, options or LinkOptions(threshold=0.5, one_to_one=True))
+            result = link(pa_, pb, options or LinkOptions(threshold=0.5, one_to_one=True, cannot_link=cannot_link))
             rows.append(
                 EvaluationRow(
                     "febrl4", "splink (clear)", ev.pair_accuracy(result.pairs, ta, tb), time.perf_counter() - start
@@ -218,7 +226,7 @@ def evaluate(
         with progress.step("FEBRL3: deduplicating 5,000 records"):
             people, truth = ev.febrl3()
             start = time.perf_counter()
-            d = dedupe(prepare(people), options or LinkOptions(threshold=0.9))
+            d = dedupe(prepare(people), options or LinkOptions(threshold=0.9, cannot_link=cannot_link))
             rows.append(
                 EvaluationRow(
                     "febrl3", "splink dedupe", ev.cluster_accuracy(d.clusters, truth), time.perf_counter() - start
@@ -226,7 +234,7 @@ def evaluate(
             )
     if "synthetic" in datasets:
         with progress.step(f"synthetic: {synth_people} people in two programs"):
-            rows.append(_evaluate_synthetic(synth_people, options))
+            rows.append(_evaluate_synthetic(synth_people, options, synth_rates, cannot_link))
     _audit(
         sink,
         "linkage-evaluated",
@@ -237,17 +245,19 @@ def evaluate(
     return rows
 
 
-def _evaluate_synthetic(people: int, options: LinkOptions | None) -> EvaluationRow:
+def _evaluate_synthetic(
+    people: int, options: LinkOptions | None, rates: SynthRates | None, cannot_link: bool
+) -> EvaluationRow:
     from sharewise.pipeline.synth import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        generate(directory, people, ("snap", "tanf"))
+        generate(directory, people, ("snap", "tanf"), rates=rates)
         truth_rows = list(csv.DictReader((directory / "truth.csv").open(encoding="utf-8")))
         start = time.perf_counter()
         a = prepare(read_people(directory / "snap.csv", SYNTH_MAPPING, "snap"))
         b = prepare(read_people(directory / "tanf.csv", SYNTH_MAPPING, "tanf"))
-        result = link(a, b, options or LinkOptions(threshold=0.5))
+        result = link(a, b, options or LinkOptions(threshold=0.5, cannot_link=cannot_link))
 
         def truth_of(program: str) -> pa.Table:
             rows = [r for r in truth_rows if r["program"] == program]
