@@ -9,6 +9,7 @@ thread pool of httpx clients drives it. In-process `evaluate` is measured in the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -133,6 +135,14 @@ def seed(control: object, requests: int, audit: int) -> str:
     return first
 
 
+def server_version(database_url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]).split()[0] if row else "?"
+
+
 def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=20)[18] if len(samples) >= 20 else max(samples)
 
@@ -146,11 +156,41 @@ def main() -> None:
     parser.add_argument("--server-workers", type=int, default=2, help="uvicorn worker processes.")
     parser.add_argument("--renders", type=int, default=60)
     parser.add_argument("--append", type=Path, default=None, help="Append the results as a section to this file.")
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/test",
+        default=None,
+        help="Run on a fresh PostgreSQL database created through this server (dropped afterwards) instead of SQLite.",
+    )
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        database_url = stack.enter_context(postgres_database(args.postgres)) if args.postgres else None
+        run(args, database_url)
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database on the given server (its SQLAlchemy URL), dropped afterwards."""
+    import psycopg
+
+    name = f"sw_bench_{secrets.token_hex(5)}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(args: argparse.Namespace, database_url: str | None) -> None:
 
     accounts.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))  # sign-in is not measured
     tmp = Path(tempfile.mkdtemp(prefix="sharewise-bench-api-"))
-    settings = Settings(data_dir=tmp / "data", key_dir=tmp / "keys", cache_dir=None)
+    settings = Settings(data_dir=tmp / "data", key_dir=tmp / "keys", cache_dir=None, database_url=database_url)
     control = control_for(settings)
     law = law_for(settings)
     load_demo(control, law)
@@ -165,6 +205,8 @@ def main() -> None:
     # The server runs in its own process, so the load generator does not share its interpreter lock.
     env = {**os.environ, "SHAREWISE_DATA_DIR": str(settings.data_dir), "SHAREWISE_KEY_DIR": str(settings.key_dir)}
     env["SHAREWISE_CACHE_DIR"] = "off"
+    if database_url:
+        env["SHAREWISE_DATABASE_URL"] = database_url
     script = tmp / "bench_server.py"
     script.write_text(SERVER.format(port=port, workers=args.server_workers, app_dir=str(tmp)), encoding="utf-8")
     server = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL)
@@ -235,7 +277,7 @@ def main() -> None:
         "",
         f"## API and web pages (bench/bench_api.py, {dt.date.today().isoformat()})",
         "",
-        f"SQLite (WAL, synchronous=FULL), {args.requests:,} sharing requests and {args.audit:,} audit records "
+        f"{'PostgreSQL ' + server_version(database_url) if database_url else 'SQLite (WAL, synchronous=FULL)'}, {args.requests:,} sharing requests and {args.audit:,} audit records "
         f"seeded in {seeding:.0f} s; uvicorn ({args.server_workers} worker process(es)) on loopback, load generator in another process; {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}.",
         "",
