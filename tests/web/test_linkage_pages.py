@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -9,7 +10,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 from fastapi.testclient import TestClient
 from httpx import Response
 from playwright.sync_api import Browser, FilePayload
+from starlette.requests import ClientDisconnect
 
 from sharewise.cli.serve import DEMO_PASSWORD, DemoAccount
 from sharewise.pipeline.synth import generate
@@ -28,10 +30,12 @@ from sharewise.web import linkage_pages  # adds the routes before the site's app
 from tests.conftest import TODAY
 from tests.web.conftest import Site, csrf_of, signed_in
 from tests.web.test_browser import axe_violations, base_url, browser, shot, sign_in  # noqa: F401  (fixtures)
+from tests.web.test_streamed_form import BOUNDARY, Part, multipart
 
 MAPPING = {"given_name": "first_name", "surname": "last_name", "dob": "birth_date", "street_address": "street"}
 MAPPING_LINES = "\n".join(f"{k}={v}" for k, v in MAPPING.items())
 IDENTIFIERS = ("first_name", "last_name", "ssn", "birth_date", "street", "phone", "email")
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 
 
 # Setting up ----------------------------------------------------------------------------------------
@@ -400,6 +404,111 @@ def test_a_file_of_more_than_50_mb_is_refused(stewards: Site) -> None:
     r = run(dana, {"kind": "dedupe"}, {"file_a": ("huge.csv", huge, "text/csv")})
     assert r.status_code == 413 and 'href="#file-a">File A is larger than 50 MB' in summary(r.text)
     assert uploads_left(stewards) == []
+
+
+def jobs_of(site: Site) -> list[Path]:
+    return sorted((data_dir(site) / "linkage").glob("lj-*"))
+
+
+def post_multipart(client: TestClient, body: bytes) -> Response:
+    r: Response = client.post("/linkage/run", content=body, headers={"Content-Type": MULTIPART})
+    return r
+
+
+def test_a_form_without_a_file_part_or_not_sent_as_an_upload_is_refused(stewards: Site) -> None:
+    dana = signed_in(stewards, "dana")
+    token = csrf_of(dana.get("/linkage").text).encode()
+    r = post_multipart(dana, multipart([("csrf_token", token), ("kind", b"link")]))  # no file inputs at all
+    assert r.status_code == 422
+    assert 'href="#file-a">Choose file A' in summary(r.text) and 'href="#file-b">Choose file B' in summary(r.text)
+    r = dana.post("/linkage/run", data={"csrf_token": token.decode(), "kind": "dedupe"})  # url-encoded, no files
+    assert r.status_code == 422 and "not sent as a file upload (multipart/form-data)" in r.text
+    assert uploads_left(stewards) == []
+
+
+def test_a_text_field_over_its_limit_is_refused_and_keeps_no_upload(stewards: Site, files: Path) -> None:
+    dana = signed_in(stewards, "dana")
+    token = csrf_of(dana.get("/linkage").text).encode()
+    before = jobs_of(stewards)
+    body = multipart(
+        [
+            ("csrf_token", token),
+            ("kind", b"dedupe"),
+            ("file_a", (files / "snap.csv").read_bytes(), "snap.csv"),
+            ("mapping_a", b"x" * (linkage_pages.MAPPING_LIMIT + 1)),  # after the file: the file is written first
+        ]
+    )
+    r = post_multipart(dana, body)
+    assert r.status_code == 422 and "a form field is too long" in r.text and "mapping_a: at most 64 KiB" in r.text
+    assert uploads_left(stewards) == [] and jobs_of(stewards) == before
+
+
+def test_a_form_cut_short_or_abandoned_keeps_no_upload_and_runs_nothing(stewards: Site, files: Path) -> None:
+    dana = signed_in(stewards, "dana")
+    token = csrf_of(dana.get("/linkage").text).encode()
+    before, runs = jobs_of(stewards), len(audited(stewards, "linkage-executed"))
+    parts: list[Part] = [("csrf_token", token), ("kind", b"dedupe"), ("mapping_a", MAPPING_LINES.encode())]
+    whole = multipart([*parts, ("file_a", (files / "snap.csv").read_bytes(), "snap.csv")])
+    # The body ends without its closing boundary: the file may be whole, but the form is not.
+    r = post_multipart(dana, whole[: -len(b"--\r\n")])
+    assert r.status_code == 422 and "cut short or is malformed" in r.text and 'id="linkage-result"' not in r.text
+    # The client goes away half way through the file (the server reads no more of it).
+    cookie = "; ".join(f"{name}={value}" for name, value in dana.cookies.items())
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": whole[: len(whole) // 2], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        return None
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "server": ("testserver", 443),
+        "client": ("testclient", 50000),
+        "root_path": "",
+        "path": "/linkage/run",
+        "raw_path": b"/linkage/run",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"cookie", cookie.encode()),
+            (b"content-type", MULTIPART.encode()),
+            (b"content-length", str(len(whole)).encode()),
+        ],
+    }
+    with pytest.raises(ClientDisconnect):
+        asyncio.run(stewards.app(scope, receive, send))
+    assert uploads_left(stewards) == [] and jobs_of(stewards) == before
+    assert len(audited(stewards, "linkage-executed")) == runs
+
+
+def test_a_run_that_fails_keeps_no_upload_and_no_job(
+    stewards: Site, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The uploads sit in a private (0700) directory while the service runs, and go with its job when it fails."""
+    seen: dict[str, Any] = {}
+
+    def failing(context: Any, user: Any, request: Any, uploads: dict[str, Path], job_id: str, folder: Path) -> None:
+        seen["mode"] = uploads["file_a"].parent.stat().st_mode & 0o777
+        seen["kept"] = uploads["file_a"].read_bytes() == (files / "snap.csv").read_bytes()
+        (folder / "matches.csv").write_text("half written", encoding="utf-8")
+        raise OSError("the disk is full")
+
+    monkeypatch.setattr(linkage_pages, "_run", failing)
+    dana = signed_in(stewards, "dana")
+    before = jobs_of(stewards)
+    with pytest.raises(OSError, match="the disk is full"):
+        run(dana, {"kind": "dedupe", "mapping_a": MAPPING_LINES}, {"file_a": csv_part(files / "snap.csv")})
+    assert seen == {"mode": 0o700, "kept": True}
+    assert uploads_left(stewards) == [] and jobs_of(stewards) == before
 
 
 def test_uploads_left_by_a_killed_run_are_removed_by_the_next_run(stewards: Site, files: Path) -> None:

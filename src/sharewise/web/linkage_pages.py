@@ -14,29 +14,23 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from sharewise.api.context import AppContext
-from sharewise.domain.errors import (
-    InvalidDataError,
-    InvalidStateError,
-    NotFoundError,
-    Problem,
-)
+from sharewise.domain.errors import InvalidDataError, InvalidStateError, NotFoundError
 from sharewise.domain.events import DetailValue
 from sharewise.linkage.link import LinkOptions
 from sharewise.linkage.sources import ColumnMapping
 from sharewise.services import linkage as linkage_service
-from sharewise.web.pages import Ctx, Viewer, check_csrf, flash, render, router
+from sharewise.web.pages import Ctx, Viewer, flash, render, router
 from sharewise.web.record_pages import NO_STORE, FormProblem, _refuse_unless
+from sharewise.web.streamed_form import MB, FileField, StreamedForm, UploadTooLarge, size_text
 from sharewise.workflow.access import User
 
 LINKERS = frozenset({"data_steward"})
@@ -51,24 +45,27 @@ DOWNLOADS = {
     "waterfall.html": "text/html; charset=utf-8",
 }
 
-MB = 1000 * 1000
 FILE_LIMIT = 50 * MB  # each person file
 MAPPING_LIMIT = 64 * 1024  # each mapping file and text field
-HEADER_LIMIT = 16 * 1024  # the headers of one form part
 MAX_FIELDS = 20
 STALE_UPLOADS = dt.timedelta(hours=24)  # an upload directory this old is left from a run the server did not finish
-
-# Form field -> (file name in the private directory, label in messages, a person file or a mapping).
-FILE_FIELDS: dict[str, tuple[str, str, bool]] = {
-    "file_a": ("file-a.csv", "File A", True),
-    "file_b": ("file-b.csv", "File B", True),
-    "mapping_file_a": ("mapping-a.yaml", "The mapping file of file A", False),
-    "mapping_file_b": ("mapping-b.yaml", "The mapping file of file B", False),
+TEXTS = {  # the form's text fields, each capped (StreamedForm keeps and checks the CSRF token itself)
+    name: MAPPING_LIMIT
+    for name in ("kind", "threshold", "mapping_a", "mapping_b", "index", "one_to_one", "explain", "dayfirst", "retrain")
 }
 
 
-def _limit(name: str) -> int:
-    return FILE_LIMIT if FILE_FIELDS[name][2] else MAPPING_LIMIT
+def _uploads() -> dict[str, FileField]:
+    """The files the form may send: each one's name in the private directory, its limit and its label in messages.
+
+    Made when a form is read, so that each upload is held to the FILE_LIMIT of that moment.
+    """
+    return {
+        "file_a": FileField("file-a.csv", FILE_LIMIT, "File A"),
+        "file_b": FileField("file-b.csv", FILE_LIMIT, "File B"),
+        "mapping_file_a": FileField("mapping-a.yaml", MAPPING_LIMIT, "The mapping file of file A"),
+        "mapping_file_b": FileField("mapping-b.yaml", MAPPING_LIMIT, "The mapping file of file B"),
+    }
 
 
 def _body_limit() -> int:
@@ -76,20 +73,6 @@ def _body_limit() -> int:
     return 2 * FILE_LIMIT + 2 * MAPPING_LIMIT + MAX_FIELDS * MAPPING_LIMIT
 
 
-TEXT_FIELDS = frozenset(
-    {
-        "csrf_token",
-        "kind",
-        "threshold",
-        "mapping_a",
-        "mapping_b",
-        "index",
-        "one_to_one",
-        "explain",
-        "dayfirst",
-        "retrain",
-    }
-)
 PREVIEW = 20  # rows of the pairs and persons previews
 COMPARED = {
     "given_std": "given name",
@@ -164,175 +147,6 @@ def _sweep(uploads: Path, now: float) -> None:
             continue
 
 
-# The form as it arrives -----------------------------------------------------------------------------
-
-
-class UploadTooLarge(Exception):
-    """The whole form is larger than the pages accept (the rest of it is not read)."""
-
-
-@dataclass
-class _Part:
-    name: str = ""
-    header_bytes: int = 0
-    header_name: bytes = b""
-    header_value: bytes = b""
-    disposition: bytes = b""
-    is_file: bool = False
-    text: bytearray = field(default_factory=bytearray)
-    path: Path | None = None
-    handle: Any = None
-    size: int = 0
-    discard: bool = False
-
-
-class RunForm:
-    """The run form, parsed as it streams in: fields kept (each capped), files written straight into the
-    private directory (each capped; one over its limit is deleted and the rest of it skipped).
-
-    No file is written before the form's CSRF token has been checked: the token field comes first in the
-    form, or in the X-CSRF-Token header.
-    """
-
-    def __init__(self, request: Request, directory: Path) -> None:
-        self.request = request
-        self.directory = directory
-        self.fields: dict[str, str] = {}
-        self.files: dict[str, Path] = {}
-        self.too_large: list[str] = []
-        self.csrf_ok = self._header_token_ok()
-        self.part = _Part()
-        self.count = 0
-
-    def _header_token_ok(self) -> bool:
-        if not self.request.headers.get("x-csrf-token"):
-            return False
-        check_csrf(self.request, "")  # refuses a wrong header token
-        return True
-
-    async def read(self) -> None:
-        _, params = parse_options_header(self.request.headers.get("content-type", ""))
-        boundary = params.get(b"boundary")
-        if not boundary:
-            raise InvalidDataError("the form was not sent as a file upload (multipart/form-data)")
-        parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._begin,
-                "on_header_field": self._header_field,
-                "on_header_value": self._header_value,
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_done,
-                "on_part_data": self._data,
-                "on_part_end": self._end,
-            },
-        )
-        received = 0
-        try:
-            async for chunk in self.request.stream():
-                received += len(chunk)
-                if received > _body_limit():
-                    raise UploadTooLarge
-                parser.write(chunk)
-            parser.finalize()
-        except MultipartParseError:
-            raise InvalidDataError("the upload was cut short or is malformed; send the form again") from None
-        finally:
-            if self.part.handle is not None:
-                self.part.handle.close()
-        if not self.csrf_ok:
-            check_csrf(self.request, self.fields.get("csrf_token", ""))
-
-    def _begin(self) -> None:
-        self.part = _Part()
-        self.count += 1
-        if self.count > MAX_FIELDS:
-            raise InvalidDataError("the form has more fields than this page sends")
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._count_header(end - start)
-        self.part.header_name += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._count_header(end - start)
-        self.part.header_value += data[start:end]
-
-    def _count_header(self, size: int) -> None:
-        self.part.header_bytes += size
-        if self.part.header_bytes > HEADER_LIMIT:
-            raise InvalidDataError("the upload is malformed: a part's headers are too long")
-
-    def _header_end(self) -> None:
-        if self.part.header_name.lower() == b"content-disposition":
-            self.part.disposition = self.part.header_value
-        self.part.header_name, self.part.header_value = b"", b""
-
-    def _headers_done(self) -> None:
-        _, options = parse_options_header(self.part.disposition)
-        self.part.name = options.get(b"name", b"").decode("utf-8", "replace")
-        if b"filename" not in options:
-            return
-        self.part.is_file = True
-        if self.part.name not in FILE_FIELDS or self.part.name in self.files:
-            self.part.discard = True  # not a file this form sends
-            return
-        if not self.csrf_ok:
-            # The token comes before the files in the page's form: a form without it writes nothing.
-            check_csrf(self.request, self.fields.get("csrf_token", ""))
-            self.csrf_ok = True
-        self.part.path = self.directory / FILE_FIELDS[self.part.name][0]
-        self.part.handle = self.part.path.open("wb")
-
-    def _data(self, data: bytes, start: int, end: int) -> None:
-        part = self.part
-        if not part.is_file:
-            if len(part.text) + end - start > MAPPING_LIMIT:
-                raise InvalidDataError(
-                    "a form field is too long", [Problem(part.name[:40], f"at most {MAPPING_LIMIT // 1024} KiB")]
-                )
-            part.text += data[start:end]
-            return
-        if part.discard:
-            return
-        part.size += end - start
-        if part.size > _limit(part.name):
-            self.too_large.append(part.name)
-            self._drop()
-            return
-        part.handle.write(data[start:end])
-
-    def _drop(self) -> None:
-        part = self.part
-        if part.handle is not None:
-            part.handle.close()
-            part.handle = None
-        if part.path is not None:
-            part.path.unlink(missing_ok=True)
-        part.discard = True
-
-    def _end(self) -> None:
-        part = self.part
-        if not part.is_file:
-            if part.name in TEXT_FIELDS:
-                self.fields[part.name] = part.text.decode("utf-8", "replace")
-                if part.name == "csrf_token" and not self.csrf_ok:
-                    check_csrf(self.request, self.fields["csrf_token"])
-                    self.csrf_ok = True
-            return
-        if part.discard:
-            return
-        part.handle.close()
-        part.handle = None
-        assert part.path is not None
-        if part.size == 0:  # no file chosen: the browser sends an empty part
-            part.path.unlink(missing_ok=True)
-        else:
-            self.files[part.name] = part.path
-
-    def flag(self, name: str) -> bool:
-        return self.fields.get(name, "") in ("on", "yes", "true", "1")
-
-
 # The run ---------------------------------------------------------------------------------------------
 
 
@@ -377,7 +191,7 @@ def _relabel(exc: InvalidDataError, terms: dict[str, str], fields: dict[str, tup
     return found
 
 
-def _mapping(form: RunForm, side: str, problems: list[FormProblem]) -> ColumnMapping | None:
+def _mapping(form: StreamedForm, side: str, problems: list[FormProblem]) -> ColumnMapping | None:
     """A file's column mapping: the YAML mapping file, then the lines (standard=source[+source]), as the CLI merges."""
     upload = form.files.get(f"mapping_file_{side}")
     lines = [line.strip() for line in form.fields.get(f"mapping_{side}", "").splitlines() if line.strip()]
@@ -402,18 +216,13 @@ def _mapping(form: RunForm, side: str, problems: list[FormProblem]) -> ColumnMap
     return mapping
 
 
-def _size(limit: int) -> str:
-    return f"{limit // MB} MB" if limit >= MB else f"{limit // 1024} KiB"
-
-
-def _checked(form: RunForm) -> tuple[RunRequest | None, list[FormProblem]]:
+def _checked(form: StreamedForm) -> tuple[RunRequest | None, list[FormProblem]]:
     """The run the form asks for, or every problem with it at once."""
     problems: list[FormProblem] = []
     kind = form.fields.get("kind", "")
     files = form.files
-    for name in form.too_large:
-        label, limit = FILE_FIELDS[name][1], _limit(name)
-        problems.append(FormProblem(f"{label} is larger than {_size(limit)}: it was not kept", name.replace("_", "-")))
+    for name, message in form.oversized():
+        problems.append(FormProblem(message, name.replace("_", "-")))
     if kind not in ("dedupe", "link"):
         problems.append(FormProblem("Choose what to do: deduplicate one file or link two files", "kind-dedupe"))
     if "file_a" not in files and "file_a" not in form.too_large:
@@ -674,7 +483,7 @@ async def linkage_run(request: Request, context: Ctx, user: Viewer) -> Response:
     _sweep(uploads, time.time())
     with tempfile.TemporaryDirectory(prefix="web-", dir=uploads) as tmp:  # mode 0700, removed after the run
         directory = Path(tmp)
-        form = RunForm(request, directory)
+        form = StreamedForm(request, directory, _uploads(), TEXTS, _body_limit(), MAX_FIELDS)
         try:
             await form.read()
         except UploadTooLarge:
@@ -704,7 +513,7 @@ async def linkage_run(request: Request, context: Ctx, user: Viewer) -> Response:
 
 def _too_large(request: Request, context: AppContext, user: User) -> HTMLResponse:
     problem = FormProblem(
-        f"The upload is too large: each person file may be at most {_size(FILE_LIMIT)} "
+        f"The upload is too large: each person file may be at most {size_text(FILE_LIMIT)} "
         "(for larger files, use `sharewise link` or the API on files in the data directory)",
         "file-a",
     )

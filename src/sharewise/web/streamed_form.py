@@ -2,7 +2,9 @@
 
 Nothing is written before the form's CSRF token is checked (the token field comes first in the
 page's form, or in the X-CSRF-Token header); a file over its limit is deleted and the rest of it
-skipped; the whole body is capped. Person files never pass through the system's temporary directory.
+skipped; the whole body is capped. Person files never pass through the system's temporary directory,
+and a form that fails as it is read (refused, too large, malformed, cut short, or its client gone)
+leaves none of its files behind: the caller's clean-up of the directory is then a second guard.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.web.pages import check_csrf
 
 HEADER_LIMIT = 16 * 1024  # the headers of one form part
+MB = 1000 * 1000
+
+
+def size_text(limit: int) -> str:
+    """A size limit as the pages say it: in MB (decimal, as browsers and file managers show sizes), KiB or bytes."""
+    if limit >= MB:
+        return f"{limit // MB} MB"
+    return f"{limit // 1024} KiB" if limit >= 1024 else f"{limit} bytes"
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,19 @@ class StreamedForm:
         self.csrf_ok = self._header_token_ok()
         self.part = _Part()
         self.count = 0
+        self.ended = False  # the closing boundary arrived: the form was sent whole
+
+    def oversized(self) -> list[tuple[str, str]]:
+        """Each file that was over its limit (and not kept): its field, and the sentence that says so."""
+        found = []
+        for name in self.too_large:
+            upload = self.file_fields[name]
+            found.append((name, f"{upload.label} is larger than {size_text(upload.limit)}: it was not kept"))
+        return found
+
+    def flag(self, name: str) -> bool:
+        """A checkbox's field: ticked (browsers send "on") or not."""
+        return self.fields.get(name, "") in ("on", "yes", "true", "1")
 
     def _header_token_ok(self) -> bool:
         if not self.request.headers.get("x-csrf-token"):
@@ -82,7 +105,18 @@ class StreamedForm:
         return True
 
     async def read(self) -> None:
-        """Read the whole form; AccessDeniedError (CSRF), InvalidDataError (malformed) or UploadTooLarge."""
+        """Read the whole form; AccessDeniedError (CSRF), InvalidDataError (malformed or cut short) or UploadTooLarge.
+
+        On any failure, the client's disconnecting included, the files written so far are deleted before the
+        error goes on: a half-read form keeps nothing, wherever the caller's directory is.
+        """
+        try:
+            await self._read()
+        except BaseException:
+            self._remove_files()
+            raise
+
+    async def _read(self) -> None:
         _, params = parse_options_header(self.request.headers.get("content-type", ""))
         boundary = params.get(b"boundary")
         if not boundary:
@@ -97,6 +131,7 @@ class StreamedForm:
                 "on_headers_finished": self._headers_done,
                 "on_part_data": self._data,
                 "on_part_end": self._end,
+                "on_end": self._ended,
             },
         )
         received = 0
@@ -109,11 +144,24 @@ class StreamedForm:
             parser.finalize()
         except MultipartParseError:
             raise InvalidDataError("the upload was cut short or is malformed; send the form again") from None
-        finally:
-            if self.part.handle is not None:
-                self.part.handle.close()
         if not self.csrf_ok:
             check_csrf(self.request, self.fields.get("csrf_token", ""))
+        if not self.ended:
+            # The parser does not say so itself: a body without its closing boundary lost its last part.
+            raise InvalidDataError("the upload was cut short or is malformed; send the form again")
+
+    def _ended(self) -> None:
+        self.ended = True
+
+    def _remove_files(self) -> None:
+        if self.part.handle is not None:
+            self.part.handle.close()
+            self.part.handle = None
+        if self.part.path is not None:
+            self.part.path.unlink(missing_ok=True)
+        for path in self.files.values():
+            path.unlink(missing_ok=True)
+        self.files.clear()
 
     def _begin(self) -> None:
         self.part = _Part()
