@@ -55,6 +55,18 @@ def test_the_law_library_lists_searches_and_cites(world: World) -> None:
 def test_a_consent_is_recorded_found_and_revoked_without_echoing_identifiers(world: World) -> None:
     h = world.h("data_steward")
     assert world.client.post("/api/v1/consents/validate", headers=h, json=CONSENT).json()["valid"]
+    incomplete = {**CONSENT, "statements": [s for s in CONSENT["statements"] if s != "right_to_revoke"]}
+    checked = world.client.post("/api/v1/consents/validate", headers=h, json=incomplete).json()
+    assert not checked["valid"] and checked["checked_against"] == ["part2.consent"]
+    (problem,) = checked["problems"]
+    assert {k: problem[k] for k in ("authority", "rule", "element")} == {
+        "authority": "part2",
+        "rule": "part2.consent",
+        "element": "revocation",
+    }
+    assert problem["message"].startswith(
+        "Confidentiality of substance use disorder patient records (42 CFR Part 2) requires '"
+    )
     consent_id = world.client.post("/api/v1/consents", headers=h, json=CONSENT).json()["id"]
     shown = world.client.get(f"/api/v1/consents/{consent_id}", headers=h).json()
     assert "person" not in shown and shown["agency"] == "agency-a"

@@ -104,6 +104,12 @@ def test_an_incomplete_consent_is_refused_with_each_missing_element(tmp_path: Pa
     result = runner.invoke(app, ["consent", "add", str(broken)])
     assert result.exit_code == 2
     assert "42 CFR 2.31" in result.output and "nothing was stored" in result.output
+    checked = runner.invoke(app, ["consent", "validate", str(broken)])
+    assert checked.exit_code == 1 and "checked against: part2.consent" in checked.output
+    said = " ".join(checked.output.split())  # the console wraps long lines
+    title = "Confidentiality of substance use disorder patient records (42 CFR Part 2)"
+    assert f"missing {title} requires 'A statement of the patient's right to revoke" in said
+    assert "part2 requires" not in said
 
 
 def test_audit_verify_reports_tampering_with_exit_code_8(tmp_path: Path) -> None:

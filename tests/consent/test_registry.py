@@ -43,6 +43,8 @@ def test_an_invalid_consent_is_refused_and_nothing_is_stored(control: Control, l
     with pytest.raises(InvalidDataError) as info:
         service.add(control, law, consent(statements=[]), actor="alice")
     assert any("2.31" in p.message for p in info.value.problems)
+    title = "Confidentiality of substance use disorder patient records (42 CFR Part 2)"
+    assert all(p.message.startswith(f"{title} requires '") for p in info.value.problems)
     with control.store.transaction() as conn:
         assert conn.execute(select(consents)).first() is None
         assert conn.execute(select(audit_records)).first() is None
@@ -102,3 +104,14 @@ def test_a_consent_that_does_not_cover_the_recipient_says_so(control: Control, l
     assert any("does not name this recipient" in f for f in checks[0].failures)
     assert any("does not cover the purpose" in f for f in checks[0].failures)
     assert checks[1].failures == ["no such consent in the registry"]
+
+
+def test_a_cited_consent_missing_an_element_names_the_law_by_its_title(control: Control, law: LawPack) -> None:
+    incomplete = consent(statements=["redisclosure_warning", "part2_notice", "conditioning"])
+    with control.store.transaction() as conn:  # stored before the law asked for the element, say
+        cid = service.registry(control).add(conn, incomplete, control.trail.clock())
+    request = Request.model_validate({**REQUEST, "consents": [cid], "as_of": "2026-06-01"})
+    (check,) = service.check_cited(control, law, request, dt.date(2026, 6, 1))
+    title = "Confidentiality of substance use disorder patient records (42 CFR Part 2)"
+    (missing,) = [f for f in check.failures if "requires" in f]
+    assert not check.ok and missing.startswith(f"{title} requires 'A statement of the patient's right to revoke")

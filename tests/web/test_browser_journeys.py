@@ -309,7 +309,8 @@ def test_a_consent_is_checked_recorded_found_revoked_and_imported_from_fhir(
     # Refused, naming the missing element with the law's words and its citation; the form keeps what was typed.
     problems = dana.locator("#consent-problems").inner_text()
     assert "the consent lacks required elements; nothing was stored" in problems
-    assert "part2 requires" in problems and "(42 CFR 2.31)" in problems
+    title = "Confidentiality of substance use disorder patient records (42 CFR Part 2)"
+    assert f"{title} requires" in problems and "(42 CFR 2.31)" in problems and "part2 requires" not in problems
     assert "the statement 'right_to_revoke' is not given" in problems
     assert PERSON["family_name"] not in problems and PERSON["date_of_birth"] not in problems
     assert dana.input_value("#family_name") == PERSON["family_name"]

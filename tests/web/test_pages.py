@@ -134,3 +134,6 @@ def test_a_consent_missing_required_elements_is_not_recorded(site: Site) -> None
     )
     assert r.status_code == 422
     assert "The consent was not recorded" in r.text
+    # The law is named by its title in the law pack, as privacy officers know it, not by sharewise's id.
+    title = "Confidentiality of substance use disorder patient records (42 CFR Part 2)"
+    assert f"{title} requires &#39;" in r.text and "part2 requires" not in r.text

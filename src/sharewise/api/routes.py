@@ -368,7 +368,9 @@ def validate_consent(consent: ConsentRecord, context: Ctx, user: Principal) -> d
     return {
         "valid": not problems,
         "checked_against": [r.rule for r in consent_service.requirements_for(context.law, consent)],
-        "problems": [{"element": p.element, "message": str(p)} for p in problems],
+        "problems": [
+            {"authority": p.authority, "rule": p.rule, "element": p.element, "message": str(p)} for p in problems
+        ],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,9 +15,18 @@ from sharewise.domain.consent import ConsentRecord, ConsentRequirement
 ELEMENTS_FILE = Path(__file__).resolve().parent / "elements.yaml"
 
 
+CONSENT_ITSELF = "consent"  # the "authority" of the checks every consent must pass, whatever law governs it
+TITLE_OF_CONSENT_ITSELF = "Every consent"
+
+
 @dataclass(frozen=True)
 class ElementProblem:
-    """A missing or defective element, with the authority and citation that require it."""
+    """A missing or defective element, with the authority and citation that require it.
+
+    authority is the authority's id, for programs (the API's JSON, tests); title is what people read in the
+    message: the law pack's own name of the authority (privacy officers and caseworkers know the law by its
+    title, not by sharewise's id for it).
+    """
 
     authority: str
     rule: str
@@ -24,9 +34,11 @@ class ElementProblem:
     text: str
     citations: tuple[str, ...]
     reason: str
+    title: str = ""  # the authority's title; the id stands in when the title is not known
 
     def __str__(self) -> str:
-        return f"{self.authority} requires '{self.text}' ({'; '.join(self.citations)}): {self.reason}"
+        cited = f" ({'; '.join(self.citations)})" if self.citations else ""
+        return f"{self.title or self.authority} requires '{self.text}'{cited}: {self.reason}"
 
 
 @lru_cache(maxsize=1)
@@ -70,12 +82,17 @@ def _run_check(check: dict[str, Any], consent: ConsentRecord, person_on_file: bo
 
 
 def validate_consent(
-    consent: ConsentRecord, requirements: list[ConsentRequirement], person_on_file: bool = False
+    consent: ConsentRecord,
+    requirements: list[ConsentRequirement],
+    person_on_file: bool = False,
+    titles: Mapping[str, str] | None = None,
 ) -> list[ElementProblem]:
     """Every element missing or defective, for the requirements of each governing authority.
 
     person_on_file: the consent was read from the registry, where the person is stored sealed.
+    titles: authority id -> its title in the law pack, for the messages (an authority without one is named by id).
     """
+    titles = titles or {}
     signed_on = min(s.signed_on for s in consent.signatures)
     problems: list[ElementProblem] = []
     checks = element_checks()
@@ -90,18 +107,27 @@ def validate_consent(
                         continue
                     reason = failure
                 problems.append(
-                    ElementProblem(rule.authority, rule.rule, element.id, element.text, element.citations, reason)
+                    ElementProblem(
+                        rule.authority,
+                        rule.rule,
+                        element.id,
+                        element.text,
+                        element.citations,
+                        reason,
+                        titles.get(rule.authority, rule.authority),
+                    )
                 )
                 break
     if consent.expiration.date is not None and consent.expiration.date < signed_on:
         problems.append(
             ElementProblem(
-                "consent",
+                CONSENT_ITSELF,
                 "consent.dates",
                 "expiration",
                 "An expiration after signing",
                 (),
                 "the consent expires before it was signed",
+                TITLE_OF_CONSENT_ITSELF,
             )
         )
     return problems

@@ -68,6 +68,11 @@ def requirements_for(law: LawPack, consent: ConsentRecord) -> list[ConsentRequir
     return list(found.values())
 
 
+def titles_of(law: LawPack) -> dict[str, str]:
+    """Each authority's title in the law pack, by id: consent messages name a law as people know it."""
+    return {a.id: a.name for a in law.authorities}
+
+
 def check_vocabulary(law: LawPack, consent: ConsentRecord, label: str) -> list[Problem]:
     """Unknown programs, kinds, purposes or categories, with suggestions."""
     v = law.vocabulary
@@ -132,7 +137,7 @@ def validate(law: LawPack, consent: ConsentRecord, label: str = "consent") -> li
     problems = check_vocabulary(law, consent, label)
     if problems:
         raise InvalidDataError("the consent uses unknown ids", problems)
-    return validate_consent(consent, requirements_for(law, consent))
+    return validate_consent(consent, requirements_for(law, consent), titles=titles_of(law))
 
 
 def _element_error(problems: list[ElementProblem], label: str) -> InvalidDataError:
@@ -217,6 +222,7 @@ def find(
 def check_cited(control: Control, law: LawPack, request: Request, on: dt.date) -> list[ConsentCheck]:
     """For each consent id a request cites: is it valid for this disclosure on this date, and why not."""
     checks = []
+    titles = titles_of(law)
     with control.store.transaction() as conn:
         store = registry(control)
         for consent_id in request.consents:
@@ -229,7 +235,8 @@ def check_cited(control: Control, law: LawPack, request: Request, on: dt.date) -
                 )
                 continue
             failures = coverage_failures(consent, request, on)
-            failures += [str(p) for p in validate_consent(consent, requirements_for(law, consent), person_on_file=True)]
+            problems = validate_consent(consent, requirements_for(law, consent), person_on_file=True, titles=titles)
+            failures += [str(p) for p in problems]
             checks.append(ConsentCheck(consent_id=consent_id, ok=not failures, failures=failures))
     return checks
 

@@ -491,7 +491,7 @@ def _import(context: Any, user: User, data: dict[str, Any], label: str, other_ag
                 ],
             ) from None
     record = consent_service.show(context.web, consent_id, user.id)
-    names = {a.id: a.name for a in context.law.authorities}
+    names = consent_service.titles_of(context.law)
     checked = [
         (names.get(r.authority, r.authority), r.rule, len(r.elements))
         for r in consent_service.requirements_for(context.law, record)
