@@ -78,3 +78,12 @@ def test_dedupe_retrain_trains_a_new_model_instead_of_reusing_the_saved_one(
     assert "index batch 2" in result.output and "model trained (trained by batch 2)" in result.output
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert list(rows[0]) == ["record_id", "person_id"] and len(rows) == 300
+
+
+def test_dedupe_of_a_single_record_is_refused_in_one_line(tmp_path: Path) -> None:
+    one = tmp_path / "one.csv"
+    one.write_text("record_id,given_name,surname,dob\n1,Ann,Lee,2000-01-02\n", encoding="utf-8")
+    result = runner.invoke(link_app, ["dedupe", str(one), "--out", str(tmp_path / "c.csv"), "--no-audit"])
+    assert result.exit_code == 2, result.output
+    assert "nothing to deduplicate" in result.output and "two or more" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

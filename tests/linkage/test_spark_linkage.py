@@ -178,6 +178,26 @@ def test_a_model_trained_on_duckdb_clusters_alike_on_spark(spark: SparkSession, 
     assert close >= 0.95 * len(weights)
 
 
+def _evaluated(output: str) -> dict[str, str]:
+    """The synthetic row of `link evaluate`'s table: precision, recall and F1 as printed."""
+    row = next(line for line in output.splitlines() if "splink (clear)" in line)
+    cells = [c.strip() for c in row.replace("│", "|").split("|") if c.strip()]
+    return dict(zip(("precision", "recall", "f1"), cells[2:5], strict=True))
+
+
+def test_link_evaluate_on_spark_gives_duckdbs_accuracy(spark: SparkSession) -> None:
+    args = ["evaluate", "--dataset", "synthetic", "--people", "200", "--no-audit"]
+    results = {}
+    for backend in ("duckdb", "spark"):
+        result = runner.invoke(link_app, [*args, "--backend", backend], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        results[backend] = _evaluated(result.output)
+    assert results["spark"] == results["duckdb"], results
+    assert float(results["duckdb"]["f1"]) >= 0.9, results
+    refused = runner.invoke(link_app, [*args, "--backend", "sparkle"])
+    assert refused.exit_code == 2 and "'sparkle' is not one of duckdb, spark" in refused.output
+
+
 def test_a_saved_model_converts_between_dialects_and_back() -> None:
     settings = prepared_model_settings()
     model = TrainedModel(settings, frozenset(COLUMNS), 100, 60)

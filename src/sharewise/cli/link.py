@@ -14,6 +14,7 @@ from sharewise.cli import synth_options as rates
 from sharewise.cli.console import RichProgress, escape, handles_errors, out, settings_for
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.domain.events import AuditSink
+from sharewise.linkage.constraints import CannotLinkRules, read_rules
 from sharewise.linkage.link import BACKENDS, LinkOptions
 from sharewise.linkage.model import TrainingOptions
 from sharewise.linkage.pprl.match import MatchOptions
@@ -41,18 +42,46 @@ NoCannotLink = Annotated[
         help="Do not apply the cannot-link rules (twins, parents and children named alike: docs/linkage.md).",
     ),
 ]
+RulesFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--cannot-link-rules",
+        help="A cannot-link rules file (YAML, format sharewise-cannot-link/1; docs/linkage.md) instead of the shipped "
+        "one. The audit trail records its SHA-256, not its path.",
+    ),
+]
 Backend = Annotated[
     str,
-    typer.Option("--backend", help="Where Splink runs: duckdb (embedded, the default) or spark (local or cluster)."),
+    typer.Option(
+        "--backend",
+        help="Where Splink runs: duckdb (embedded, the default) or spark (the active session, or local mode: needs "
+        "Java 17 or later).",
+    ),
 ]
 
 
 def _backend(name: str) -> str:
+    """The engine named, checked before any file is read: a Spark that cannot start fails here, at once."""
     if name not in BACKENDS:
         raise InvalidDataError(
             "invalid option", [Problem("--backend", f"'{name}' is not one of {', '.join(BACKENDS)}")]
         )
+    if name == "spark":
+        from sharewise.engines.spark import check_startable
+
+        check_startable()
     return name
+
+
+def _rules(path: Path | None, no_cannot_link: bool) -> CannotLinkRules | None:
+    """The cannot-link rules file given (validated, every problem listed), or None for the shipped rules."""
+    if path is None:
+        return None
+    if no_cannot_link:
+        raise InvalidDataError(
+            "invalid option", [Problem("--cannot-link-rules", "cannot be used with --no-cannot-link (give one)")]
+        )
+    return read_rules(path)
 
 
 def _mapping(path: Path | None, flags: list[str] | None) -> ColumnMapping | None:
@@ -95,16 +124,21 @@ def files(
     dayfirst: DayFirst = False,
     backend: Backend = "duckdb",
     no_cannot_link: NoCannotLink = False,
+    cannot_link_rules: RulesFile = None,
     actor: Actor = "cli",
     no_audit: NoAudit = False,
 ) -> None:
-    """Link two files probabilistically (Splink on DuckDB or Spark, trained unsupervised). Exit 2 on invalid input."""
+    """Link two files probabilistically (Splink on DuckDB or Spark, trained unsupervised).
+
+    Exit 2 on invalid input (files, mappings, a rules file), 4 for a missing file, 5 when Spark cannot start.
+    """
     options = LinkOptions(
         threshold=threshold,
         one_to_one=one_to_one,
         explain_path=explain,
         backend=_backend(backend),
         cannot_link=not no_cannot_link,
+        cannot_link_rules=_rules(cannot_link_rules, no_cannot_link),
     )
     flags = _mapping(None, map_flags)
     ma, mb = _mapping(mapping_a, None), _mapping(mapping_b, None)
@@ -136,16 +170,21 @@ def dedupe(
     ] = False,
     backend: Backend = "duckdb",
     no_cannot_link: NoCannotLink = False,
+    cannot_link_rules: RulesFile = None,
     actor: Actor = "cli",
     no_audit: NoAudit = False,
 ) -> None:
     """Deduplicate a file into persons; with --index, add the batch to a person index without renumbering.
 
     The index saves the trained model and later batches reuse it (no retraining), on either backend; --retrain
-    trains a new one.
+    trains a new one. Exit 2 on invalid input (a rules file too), 4 for a missing file, 5 when Spark cannot start.
     """
     options = LinkOptions(
-        threshold=threshold, explain_path=explain, backend=_backend(backend), cannot_link=not no_cannot_link
+        threshold=threshold,
+        explain_path=explain,
+        backend=_backend(backend),
+        cannot_link=not no_cannot_link,
+        cannot_link_rules=_rules(cannot_link_rules, no_cannot_link),
     )
     progress = RichProgress()
     with _sink(no_audit) as sink, progress.progress:
@@ -177,14 +216,20 @@ def evaluate(
     household_rate: rates.HouseholdRate = rates.DEFAULT.household,
     shared_address_rate: rates.SharedAddressRate = rates.DEFAULT.shared_address,
     dob_transposed_rate: rates.DobTransposedRate = rates.DEFAULT.dob_transposed,
+    backend: Backend = "duckdb",
     no_cannot_link: NoCannotLink = False,
+    cannot_link_rules: RulesFile = None,
     actor: Actor = "cli",
     no_audit: NoAudit = False,
 ) -> None:
     """Precision, recall and F1 against known truth (FEBRL data sets and the synthetic generator).
 
-    The rate options shape the synthetic data as in `sharewise synth`; exit 2 when a rate is not a share from 0 to 1.
+    Splink runs on --backend (the FEBRL4 PPRL row does not use an engine). The rate options shape the synthetic data
+    as in `sharewise synth`; exit 2 when a rate is not a share from 0 to 1 or a rules file is invalid, 5 when Spark
+    cannot start.
     """
+    engine = _backend(backend)
+    rules = _rules(cannot_link_rules, no_cannot_link)
     chosen = tuple(dataset or ("febrl4", "febrl3", "synthetic"))
     synth_rates = rates.synth_rates(
         nickname=nickname_rate,
@@ -200,7 +245,16 @@ def evaluate(
     progress = RichProgress()
     with _sink(no_audit) as sink, progress.progress:
         rows = linkage.evaluate(
-            chosen, people, None, progress, sink, actor, synth_rates=synth_rates, cannot_link=not no_cannot_link
+            chosen,
+            people,
+            None,
+            progress,
+            sink,
+            actor,
+            synth_rates=synth_rates,
+            cannot_link=not no_cannot_link,
+            backend=engine,
+            cannot_link_rules=rules,
         )
     table = Table("data set", "method", "precision", "recall", "F1", "seconds")
     for r in rows:

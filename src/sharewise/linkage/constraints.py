@@ -8,10 +8,11 @@ apart, which is sequential by nature and touches only those clusters (a handful 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -171,10 +172,12 @@ class CannotLink:
 
 @dataclass(frozen=True)
 class CannotLinkRules:
-    """The rules in force and the placeholder given names they ignore."""
+    """The rules in force and the placeholder given names they ignore; `sha256` is the digest of the file they were
+    read from (what the audit trail records: a file's path can name a person), empty for rules built in code."""
 
     rules: tuple[CannotLink, ...]
     unknown_given_names: tuple[str, ...] = ()
+    sha256: str = ""
 
     @property
     def enabled(self) -> tuple[CannotLink, ...]:
@@ -191,6 +194,9 @@ class CannotLinkRules:
         return f"CASE {cases} END"
 
 
+TOP_LEVEL = frozenset({"format", "rules", "unknown_given_names"})
+# A rules file is a page of YAML; anything far larger is not one (and is not read into memory).
+MAX_RULES_BYTES = 1 << 20
 _RULE_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _NAME = re.compile(r"^[a-z]+$")
 
@@ -233,6 +239,11 @@ def parse_rules(raw: object, where: str = "cannot-link rules") -> CannotLinkRule
         raise InvalidDataError("invalid cannot-link rules", [Problem(where, "a mapping with format and rules")])
     if raw.get("format") != RULES_FORMAT:
         problems.append(Problem(f"{where}: format", f"must be {RULES_FORMAT}"))
+    unexpected = sorted(map(str, set(raw) - TOP_LEVEL))
+    if unexpected:
+        # A misspelt key (`unknown_given_name`) would otherwise be ignored without a word.
+        fields = ", ".join(sorted(TOP_LEVEL))
+        problems.append(Problem(where, f"unknown fields: {', '.join(unexpected)} (fields: {fields})"))
     unknown = raw.get("unknown_given_names") or []
     if not isinstance(unknown, list) or not all(isinstance(n, str) and _NAME.match(n) for n in unknown):
         problems.append(Problem(f"{where}: unknown_given_names", "a list of lower-case names (letters only)"))
@@ -281,24 +292,56 @@ def parse_rules(raw: object, where: str = "cannot-link rules") -> CannotLinkRule
     return CannotLinkRules(tuple(rules), tuple(unknown))
 
 
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def read_rules(path: Path) -> CannotLinkRules:
-    """Rules from a YAML file of the format of `data/cannot_link.yaml`."""
+    """Rules from a YAML file of the format of `data/cannot_link.yaml`, with the file's SHA-256.
+
+    NotFoundError when there is no such file; InvalidDataError, every problem located by field, for anything else
+    (not a file, too large, not UTF-8, not YAML, not the format). Problems name the file, never its folder.
+    """
+    name = path.name or "cannot-link rules"
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_RULES_BYTES + 1)
     except FileNotFoundError as exc:
-        raise NotFoundError("cannot-link rules not found", [Problem(path.name, "no such file")]) from exc
+        raise NotFoundError("cannot-link rules not found", [Problem(name, "no such file")]) from exc
+    except IsADirectoryError as exc:
+        raise InvalidDataError("invalid cannot-link rules", [Problem(name, "a folder, not a rules file")]) from exc
+    except OSError as exc:
+        raise InvalidDataError(
+            "invalid cannot-link rules", [Problem(name, f"cannot be read ({type(exc).__name__})")]
+        ) from exc
+    if len(data) > MAX_RULES_BYTES:
+        raise InvalidDataError("invalid cannot-link rules", [Problem(name, "larger than 1 MiB: not a rules file")])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidDataError("invalid cannot-link rules", [Problem(name, "not UTF-8 text")]) from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidDataError("invalid cannot-link rules", [Problem(path.name, "not valid YAML")]) from exc
-    return parse_rules(raw, path.name)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        raise InvalidDataError("invalid cannot-link rules", [Problem(where, "not valid YAML")]) from exc
+    return replace(parse_rules(raw, name), sha256=_digest(data))
 
 
 @cache
 def default_rules() -> CannotLinkRules:
     """The rules sharewise ships (`src/sharewise/linkage/data/cannot_link.yaml`)."""
-    text = resources.files("sharewise.linkage").joinpath("data", "cannot_link.yaml").read_text(encoding="utf-8")
-    return parse_rules(yaml.safe_load(text), "cannot_link.yaml")
+    data = resources.files("sharewise.linkage").joinpath("data", "cannot_link.yaml").read_bytes()
+    return replace(parse_rules(yaml.safe_load(data.decode("utf-8")), "cannot_link.yaml"), sha256=_digest(data))
+
+
+def provenance(rules: CannotLinkRules) -> str:
+    """Where rules came from, for reports and the audit trail: `shipped` (the file sharewise ships), `file` (another
+    rules file, identified by its SHA-256) or `code` (built in code, no file)."""
+    if not rules.sha256:
+        return "code"
+    return "shipped" if rules.sha256 == default_rules().sha256 else "file"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from splink import DuckDBAPI, Linker
 from splink.internals.exceptions import SplinkException
 
 from sharewise.domain.errors import InvalidDataError, Problem
-from sharewise.linkage.constraints import apply_constraints
+from sharewise.domain.events import DetailValue
+from sharewise.linkage.constraints import CannotLinkRules, apply_constraints, default_rules, provenance
 from sharewise.linkage.model import SPLINK_LOG_LEVEL, TrainedModel, TrainingOptions, available_columns, train
 
 if TYPE_CHECKING:
@@ -43,17 +44,45 @@ class NoProgress:
 
 @dataclass(frozen=True)
 class LinkOptions:
-    """Decision options: the probability threshold, one-to-one resolution, training effort, explanations, and the
-    engine (`backend`: duckdb or spark; `threads` is DuckDB's)."""
+    """Decision options: the probability threshold, one-to-one resolution, the cannot-link rules, training effort,
+    explanations, and the engine (`backend`: duckdb or spark; `threads` is DuckDB's).
+
+    `cannot_link` vetoes pairs, and splits clusters, that the cannot-link rules say join two people; the rules are
+    `cannot_link_rules` (read with `constraints.read_rules`), or the shipped ones when it is None.
+    """
 
     threshold: float = 0.9
     one_to_one: bool = False
-    cannot_link: bool = True  # veto pairs, and split clusters, that the cannot-link rules say join two people
+    cannot_link: bool = True
+    cannot_link_rules: CannotLinkRules | None = None
     training: TrainingOptions = field(default_factory=TrainingOptions)
     explain_path: Path | None = None
     explain_pairs: int = 20
     threads: int | None = None
     backend: str = "duckdb"
+
+    def __post_init__(self) -> None:
+        if not self.cannot_link and self.cannot_link_rules is not None:
+            raise InvalidDataError(
+                "invalid option", [Problem("cannot_link_rules", "rules were given with the cannot-link rules off")]
+            )
+
+    @property
+    def rules(self) -> CannotLinkRules | None:
+        """The cannot-link rules in force: the ones given, the shipped ones, or None when they are off."""
+        if not self.cannot_link:
+            return None
+        return self.cannot_link_rules if self.cannot_link_rules is not None else default_rules()
+
+    def audit_details(self) -> dict[str, DetailValue]:
+        """The engine and the cannot-link rules a run used, for its audit event: which rules by provenance
+        (shipped, file) and the SHA-256 of their file, never the file's path (it can name a person)."""
+        details: dict[str, DetailValue] = {"backend": self.backend, "cannot_link": self.cannot_link}
+        rules = self.rules
+        if rules is not None:
+            details["cannot_link_rules"] = provenance(rules)
+            details["cannot_link_rules_sha256"] = rules.sha256 or None
+        return details
 
 
 @dataclass(frozen=True)
@@ -198,12 +227,17 @@ def _collect(engine: Engine, sql: str, schema: pa.Schema) -> pa.Table:
 
 
 def _constrained(
-    engine: Engine, name: str, records: pa.Table | dict[str, pa.Table], threshold: float, cluster: bool
+    engine: Engine,
+    name: str,
+    records: pa.Table | dict[str, pa.Table],
+    threshold: float,
+    cluster: bool,
+    rules: CannotLinkRules,
 ) -> tuple[str, pa.Table]:
     """The scored pairs at the threshold without those the cannot-link rules veto (a table the engine can query)
     and, when deduplicating, clusters that respect the rules (`linkage/constraints.py`, DuckDB SQL)."""
     if isinstance(engine, DuckDBEngine):
-        result = apply_constraints(engine.con, name, records, threshold, cluster=cluster)
+        result = apply_constraints(engine.con, name, records, threshold, rules, cluster=cluster)
         return result.edges, result.clusters
     # Another engine: its pairs at the threshold (ids and scores only) go through a local DuckDB and come back.
     sources = "" if cluster else "source_dataset_l, source_dataset_r, "
@@ -214,7 +248,7 @@ def _constrained(
     local = duckdb.connect()
     try:
         local.register("scored", scored)
-        result = apply_constraints(local, "scored", records, threshold, cluster=cluster)
+        result = apply_constraints(local, "scored", records, threshold, rules, cluster=cluster)
         kept = local.sql(f"SELECT * FROM {result.edges}").to_arrow_table()
     finally:
         local.close()
@@ -256,8 +290,10 @@ def link(left: pa.Table, right: pa.Table, options: LinkOptions, progress: Progre
             predictions = linker.inference.predict(threshold_match_probability=min(0.05, options.threshold))
             name = predictions.physical_name
             candidate_pairs = engine.arrow(f"SELECT count(*) AS n FROM {name}").column("n")[0].as_py()
-            if options.cannot_link:
-                name, _ = _constrained(engine, name, {"file_a": left, "file_b": right}, options.threshold, False)
+            rules = options.rules
+            if rules is not None:
+                records = {"file_a": left, "file_b": right}
+                name, _ = _constrained(engine, name, records, options.threshold, False, rules)
             # Orient each pair as (left file, right file) whatever order Splink chose.
             oriented = f"""
                 SELECT CASE WHEN source_dataset_l = 'file_a' THEN record_id_l ELSE record_id_r END AS left_id,
@@ -297,6 +333,12 @@ def dedupe(
     _quiet_splink()
     available = available_columns([people])
     _check_available(available)
+    if people.num_rows < 2:
+        # A single record has no pair to score (Splink's prior would divide by zero).
+        raise InvalidDataError(
+            "nothing to deduplicate",
+            [Problem("input", f"{people.num_rows} record(s): deduplication needs two or more")],
+        )
     engine = open_engine(options)
     try:
         with engine.failures("registering the file"):
@@ -311,8 +353,9 @@ def dedupe(
             predictions = linker.inference.predict(threshold_match_probability=options.threshold)
         with progress.step("clustering into persons"), engine.failures("clustering"):
             scored = predictions.physical_name
-            if options.cannot_link:
-                scored, constrained = _constrained(engine, scored, people, options.threshold, True)
+            rules = options.rules
+            if rules is not None:
+                scored, constrained = _constrained(engine, scored, people, options.threshold, True, rules)
                 cluster_table = constrained.select(CLUSTERS.names).cast(CLUSTERS)
             else:
                 clusters = cluster(linker, predictions, options.threshold)

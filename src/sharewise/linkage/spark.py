@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from sharewise.domain.errors import InvalidDataError, Problem, SharewiseError
+from sharewise.engines import spark as spark_sessions
+from sharewise.engines.spark import EngineUnavailableError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -26,34 +27,15 @@ SPLINK_FUNCTIONS = ("jaro_winkler", "damerau_levenshtein")
 MIN_SHUFFLE_PARTITIONS = 2
 
 
-def _silence_spark() -> None:
-    """PySpark logs a failed query's message to stderr, and Spark's messages can quote values: keep them out."""
-    from pyspark.logger import PySparkLogger
-
-    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
-        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
-
-
-def _local_session(jar: str, cores: int | str) -> SparkSession:
-    """A local-mode session as `sharewise share --engine spark` builds one (web UI off, Spark's logging off, UTC),
-    with Splink's jar on the class path and Arrow for pandas conversions."""
-    from pyspark.sql import SparkSession
-
+def linkage_settings(jar: str, cores: int | str) -> dict[str, str]:
+    """Linkage's layer on the shared session settings (`sharewise.engines.spark`): Splink's jar on the class path,
+    Arrow for the tables sent and collected, and one shuffle partition per core."""
     partitions = max(MIN_SHUFFLE_PARTITIONS, os.cpu_count() or 1) if cores == "*" else max(1, int(cores))
-    session = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName("sharewise-linkage")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", str(partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.jars", jar)
-        .config("spark.log.level", "OFF")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("OFF")
-    return session
+    return {
+        "spark.sql.shuffle.partitions": str(partitions),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.jars": jar,
+    }
 
 
 def _has_functions(spark: SparkSession) -> bool:
@@ -61,29 +43,29 @@ def _has_functions(spark: SparkSession) -> bool:
 
 
 def session(cores: int | str = "*") -> SparkSession:
-    """The active Spark session (a cluster's, under spark-submit) or a new local-mode one.
+    """The active Spark session (a cluster's, under spark-submit) or a new local-mode one, built as every sharewise
+    session is (`sharewise.engines.spark.local_session`) with linkage's settings.
 
     Splink's jar is added to a session that lacks it (one built before, by `sharewise share --engine spark`); the
     functions are registered by `SparkEngine`.
-    Raises SharewiseError when Spark cannot start (no Java, for one).
+    Raises EngineUnavailableError when Spark cannot start (no pyspark, no Java, a JAVA_HOME without Java).
     """
-    try:
-        from pyspark.sql import SparkSession
-        from splink.backends.spark import similarity_jar_location
-    except ImportError as exc:  # pragma: no cover - pyspark is a dependency
-        raise SharewiseError("the Spark engine is not installed (pyspark)") from exc
-    _silence_spark()
+    spark_sessions.check_startable()
+    from pyspark.sql import SparkSession
+    from splink.backends.spark import similarity_jar_location
+
+    spark_sessions.silence_spark()
     jar = similarity_jar_location()
+    active = SparkSession.getActiveSession() or spark_sessions.local_session(
+        cores, "sharewise-linkage", linkage_settings(jar, cores)
+    )
     try:
-        active = SparkSession.getActiveSession() or _local_session(jar, cores)
         listed = [str(row[0]) for row in active.sql("LIST JARS").collect()]
         if not any(Path(jar).name in name for name in listed):
             active.sql(f"ADD JAR '{jar}'")
-        return active
-    except SharewiseError:
-        raise
     except Exception as exc:
-        raise SharewiseError("the Spark engine could not start (is Java 17 or later installed?)") from exc
+        raise EngineUnavailableError("the Spark engine could not load Splink's jar") from exc
+    return active
 
 
 def failure(exc: Exception, doing: str) -> InvalidDataError:
@@ -122,7 +104,7 @@ class SparkEngine:
                 spark_session=self.spark, break_lineage_method="persist"
             )
             if not _has_functions(self.spark):
-                raise SharewiseError("Splink's similarity functions could not be loaded into the Spark session")
+                raise EngineUnavailableError("Splink's similarity functions could not be loaded into the Spark session")
         except SharewiseError:
             raise
         except Exception as exc:

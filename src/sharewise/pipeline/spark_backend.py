@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sharewise.domain.errors import InvalidDataError, Problem, StorageError
+from sharewise.engines import spark as spark_sessions
 from sharewise.pipeline.backend import (
     CsvInput,
     Input,
@@ -23,21 +24,15 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
-def local_session(cores: int | str = "*", app: str = "sharewise") -> SparkSession:
-    """A local-mode Spark session with the web UI off and Spark's own logging silenced (it can echo data)."""
-    from pyspark.sql import SparkSession
+# The share pipeline's own layer on the shared settings (sharewise.engines.spark.BASE_SETTINGS): a few shuffle
+# partitions, where Spark's default of 200 gives each small extract 200 tasks.
+PIPELINE_SETTINGS = {"spark.sql.shuffle.partitions": "8"}
 
-    session = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app)
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "8")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.log.level", "OFF")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("OFF")
-    return session
+
+def local_session(cores: int | str = "*", app: str = "sharewise") -> SparkSession:
+    """A local-mode Spark session as every sharewise session is set up (web UI and progress bar off, Spark's own
+    logging silenced: it can echo data), with the pipeline's settings; EngineUnavailableError when Spark cannot start."""
+    return spark_sessions.local_session(cores, app, PIPELINE_SETTINGS)
 
 
 def translate_spark_error(

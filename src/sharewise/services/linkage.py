@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 from sharewise.domain.errors import InvalidDataError, NotFoundError, Problem, StorageError
 from sharewise.domain.events import AuditEvent, AuditSink, DetailValue
 from sharewise.linkage import evaluate as ev
+from sharewise.linkage.constraints import CannotLinkRules
 from sharewise.linkage.link import LinkOptions, NoProgress, Progress, dedupe, link
 from sharewise.linkage.person_index import PersonIndex, assign, person_label
 from sharewise.linkage.pprl import files as enc_files
@@ -92,8 +93,7 @@ def link_files(
         "threshold": options.threshold,
         "one_to_one": options.one_to_one,
         "comparisons": ",".join(result.comparisons),
-        "backend": options.backend,
-        "cannot_link": options.cannot_link,
+        **options.audit_details(),
     }
     _audit(sink, "linkage-executed", actor, out.name, {"kind": "link", **details})
     return Outcome(out, result.pairs.num_rows, time.perf_counter() - start, details)
@@ -165,8 +165,7 @@ def dedupe_file(
         "persons_split": counts["split"],
         "model": "trained" if result.trained else "reused",
         "model_batch": batch_number if result.trained or saved is None else saved[0],
-        "backend": options.backend,
-        "cannot_link": options.cannot_link,
+        **options.audit_details(),
     }
     _audit(sink, "linkage-executed", actor, out.name, {"kind": "dedupe", **details})
     return Outcome(out, table.num_rows, time.perf_counter() - start, details)
@@ -191,10 +190,15 @@ def evaluate(
     actor: str = "cli",
     synth_rates: SynthRates | None = None,
     cannot_link: bool = True,
+    backend: str = "duckdb",
+    cannot_link_rules: CannotLinkRules | None = None,
 ) -> list[EvaluationRow]:
     """Precision, recall and F1 on FEBRL4 (link), FEBRL3 (dedupe) and the synthetic generator's truth (generated at
-    `synth_rates`, realistic by default); `cannot_link` applies the cannot-link rules (linkage/constraints.py)."""
+    `synth_rates`, realistic by default); `cannot_link` applies the cannot-link rules (linkage/constraints.py):
+    `cannot_link_rules`, or the shipped ones. Splink runs on `backend`; each data set keeps its own threshold unless
+    `options` sets one for all."""
     progress = progress or NoProgress()
+    base = LinkOptions(cannot_link=cannot_link, cannot_link_rules=cannot_link_rules, backend=backend)
     rows: list[EvaluationRow] = []
     unknown = [d for d in datasets if d not in ("febrl4", "febrl3", "synthetic")]
     if unknown:
@@ -204,7 +208,7 @@ def evaluate(
             a, b, ta, tb = ev.febrl4()
             start = time.perf_counter()
             pa_, pb = prepare(a), prepare(b)
-            result = link(pa_, pb, options or LinkOptions(threshold=0.5, one_to_one=True, cannot_link=cannot_link))
+            result = link(pa_, pb, options or replace(base, threshold=0.5, one_to_one=True))
             rows.append(
                 EvaluationRow(
                     "febrl4", "splink (clear)", ev.pair_accuracy(result.pairs, ta, tb), time.perf_counter() - start
@@ -226,7 +230,7 @@ def evaluate(
         with progress.step("FEBRL3: deduplicating 5,000 records"):
             people, truth = ev.febrl3()
             start = time.perf_counter()
-            d = dedupe(prepare(people), options or LinkOptions(threshold=0.9, cannot_link=cannot_link))
+            d = dedupe(prepare(people), options or replace(base, threshold=0.9))
             rows.append(
                 EvaluationRow(
                     "febrl3", "splink dedupe", ev.cluster_accuracy(d.clusters, truth), time.perf_counter() - start
@@ -234,20 +238,21 @@ def evaluate(
             )
     if "synthetic" in datasets:
         with progress.step(f"synthetic: {synth_people} people in two programs"):
-            rows.append(_evaluate_synthetic(synth_people, options, synth_rates, cannot_link))
+            rows.append(_evaluate_synthetic(synth_people, options or replace(base, threshold=0.5), synth_rates))
     _audit(
         sink,
         "linkage-evaluated",
         actor,
         "evaluation",
-        {f"{r.dataset}/{r.method}/f1": round(r.accuracy.f1, 4) for r in rows},
+        {
+            **{f"{r.dataset}/{r.method}/f1": round(r.accuracy.f1, 4) for r in rows},
+            **(options or base).audit_details(),
+        },
     )
     return rows
 
 
-def _evaluate_synthetic(
-    people: int, options: LinkOptions | None, rates: SynthRates | None, cannot_link: bool
-) -> EvaluationRow:
+def _evaluate_synthetic(people: int, options: LinkOptions, rates: SynthRates | None) -> EvaluationRow:
     from sharewise.pipeline.synth import generate
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,7 +262,7 @@ def _evaluate_synthetic(
         start = time.perf_counter()
         a = prepare(read_people(directory / "snap.csv", SYNTH_MAPPING, "snap"))
         b = prepare(read_people(directory / "tanf.csv", SYNTH_MAPPING, "tanf"))
-        result = link(a, b, options or LinkOptions(threshold=0.5, cannot_link=cannot_link))
+        result = link(a, b, options)
 
         def truth_of(program: str) -> pa.Table:
             rows = [r for r in truth_rows if r["program"] == program]
