@@ -84,5 +84,6 @@ CASES: dict[tuple[str, str], Callable[[World, str], Call]] = {
     ("GET", "/api/v1/shares/runs/{share_id}"): lambda w, r: ("/api/v1/shares/runs/s-matrix", None),
     ("POST", "/api/v1/shares/jobs"): lambda w, r: ("/api/v1/shares/jobs", {**SHARE, "agreement": w.new_agreement()}),
     ("GET", "/api/v1/shares/jobs/{job_id}"): lambda w, r: (f"/api/v1/shares/jobs/{share_job(w)}", None),
+    ("GET", "/api/v1/shares/jobs/{job_id}/package"): lambda w, r: (f"/api/v1/shares/jobs/{share_job(w)}/package", None),
     ("POST", "/api/v1/linkage/jobs"): lambda w, r: ("/api/v1/linkage/jobs", {"kind": "dedupe", "file_a": "none.csv"}),
 }

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import hashlib
+import json
 import time
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from sqlalchemy import select
+
 from sharewise.services import shares
+from sharewise.store.schema import audit_records
 from tests.api.conftest import World
 from tests.api.test_routes_data import (  # noqa: F401  (medicaid is a fixture)
     API,
@@ -138,3 +148,111 @@ def test_a_share_the_law_does_not_permit_fails_as_an_audited_refusal(
     assert job["error"]["code"] == "not_permitted" and "no share may run on it" in job["error"]["message"]
     assert job["error"]["problems"] and all({"location", "message"} == set(p) for p in job["error"]["problems"])
     assert [a for a, _, _ in audit_actions(world, "share", job["share_id"])] == ["share-refused"]
+
+
+def started_job(world: World, **changes: Any) -> str:
+    body = share_body(active_agreement(world), **changes)
+    r = world.client.post(f"{API}/shares/jobs", headers=world.h("data_steward"), json=body)
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def audit_details(world: World, action: str, subject_id: str) -> list[dict[str, Any]]:
+    with world.control.store.transaction() as conn:
+        rows = conn.execute(
+            select(audit_records.c.details, audit_records.c.agency)
+            .where(audit_records.c.action == action, audit_records.c.subject_id == subject_id)
+            .order_by(audit_records.c.seq)
+        ).all()
+    return [{**json.loads(r.details), "agency": r.agency} for r in rows]
+
+
+def test_a_share_jobs_package_is_downloaded_by_its_owner_and_auditors_each_download_audited(
+    world: World,
+    medicaid: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    job_id = started_job(world)
+    job = finished(world, job_id)
+    result = job["result"]
+    assert job["expires_at"] == (dt.datetime.fromisoformat(job["finished_at"]) + dt.timedelta(days=7)).isoformat(
+        timespec="seconds"
+    )
+    url = f"{API}/shares/jobs/{job_id}/package"
+    got = world.client.get(url, headers=world.h("data_steward"))
+    assert got.status_code == 200, got.text
+    assert got.headers["content-type"] == "application/pkcs7-mime" and got.headers["cache-control"] == "no-store"
+    assert got.headers["content-disposition"] == f'attachment; filename="{result["share_id"]}.p7m"'
+    assert hashlib.sha256(got.content).hexdigest() == result["sha256"]
+    (tmp_path / "package.p7m").write_bytes(got.content)
+    assert (
+        shares.verify_package(tmp_path / "package.p7m", medicaid["cert"], medicaid["key"]).manifest["share_id"]
+        == (result["share_id"])
+    )
+    assert world.client.get(url, headers=world.h("auditor", "agency-b")).status_code == 200
+
+    other_steward = problem_of(world.client.get(url, headers=world.h("data_steward", "agency-b")), 403)
+    assert other_steward["code"] == "access_denied" and "may not download the package of" in other_steward["detail"]
+    for role in ("administrator", "requester"):  # the route table: neither may take a package
+        problem_of(world.client.get(url, headers=world.h(role)), 403, "access_denied")
+    problem_of(world.client.get(url), 401)
+    problem_of(world.client.get(f"{API}/shares/jobs/sj-{'0' * 32}/package", headers=world.h("auditor")), 404)
+
+    events = [(a, actor, s) for a, actor, s in audit_actions(world, "share", result["share_id"]) if "package" in a]
+    assert events == [
+        ("package-downloaded", "data_steward-a", "api"),
+        ("package-downloaded", "auditor-b", "api"),
+        ("package-download-refused", "data_steward-b", "api"),
+    ]
+    assert audit_details(world, "package-downloaded", result["share_id"])[0] == {
+        "job": job_id,
+        "package": f"{result['share_id']}.p7m",
+        "package_sha256": result["sha256"],
+        "bytes": result["package_bytes"],
+        "agency": "agency-a",
+    }
+    assert audit_details(world, "package-download-refused", result["share_id"]) == [
+        {"job": job_id, "owner": "data_steward-a", "agency": "agency-b"}
+    ]
+
+    refused = finished(world, started_job(world, request={**MEDICAID_TO_TANF, "facts": {}}))
+    assert refused["state"] == "failed" and refused["expires_at"]
+    no_package = world.client.get(f"{API}/shares/jobs/{refused['id']}/package", headers=world.h("data_steward"))
+    assert "only a succeeded run has a package" in problem_of(no_package, 409, "invalid_state")["detail"]
+
+
+def parquet_copy(world: World) -> str:
+    """The Medicaid records as Parquet in the data directory (every column text), once per world."""
+    source = data_dir(world) / "medicaid" / "medicaid.csv"
+    target = source.with_suffix(".parquet")
+    if not target.exists():
+        with source.open(encoding="utf-8") as handle:
+            header = next(csv.reader(handle))
+        options = pacsv.ConvertOptions(column_types={name: pa.string() for name in header})
+        pq.write_table(pacsv.read_csv(source, convert_options=options), target)
+    return "medicaid/medicaid.parquet"
+
+
+def test_a_share_job_reads_a_parquet_source_and_refuses_a_file_of_another_kind(
+    world: World,
+    medicaid: dict[str, Any],  # noqa: F811
+) -> None:
+    parquet = parquet_copy(world)
+    job = finished(world, started_job(world, source={"parquet": parquet}))
+    assert job["state"] == "succeeded", job["error"]
+    with (data_dir(world) / "medicaid" / "medicaid.csv").open(encoding="utf-8") as handle:
+        records = sum(1 for _ in csv.DictReader(handle))
+    assert job["result"]["rows"] == records and "email" not in job["result"]["columns"]
+
+    agreement = active_agreement(world)
+    cases = [
+        ({"parquet": "medicaid/medicaid.csv"}, "the source file is not Parquet", "is not a Parquet file"),
+        ({"csv": parquet}, "the source file is not CSV", "this is a Parquet file"),
+    ]
+    for source, detail, message in cases:
+        r = world.client.post(
+            f"{API}/shares/jobs", headers=world.h("data_steward"), json=share_body(agreement, source=source)
+        )
+        body = problem_of(r, 422, "invalid_data")
+        assert body["detail"] == detail and locations(body) == [next(iter(source.values()))]
+        assert message in body["problems"][0]["message"] and str(data_dir(world)) not in r.text

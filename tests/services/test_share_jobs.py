@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +21,33 @@ import pytest
 import yaml
 from argon2 import PasswordHasher
 
-from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError, NotFoundError
+from sharewise.audit.sink import StoreAuditSink
+from sharewise.audit.trail import AuditTrail
+from sharewise.domain.errors import (
+    AccessDeniedError,
+    InvalidDataError,
+    InvalidStateError,
+    NotFoundError,
+    StorageError,
+)
 from sharewise.policy.model import LawPack
 from sharewise.security import cms
 from sharewise.security.keys import FileKeyProvider
 from sharewise.services import accounts, agreement_registry, shares
 from sharewise.services import audit as audit_service
 from sharewise.services import workflow as workflow_service
-from sharewise.services.share_jobs import JOBS, WORK, ShareJob, ShareJobs
+from sharewise.services.share_jobs import (
+    JOBS,
+    RETENTION_SETTING,
+    SLOTS,
+    SWEEP_LOCK,
+    TOMBSTONE,
+    WORK,
+    ShareJob,
+    ShareJobs,
+    retention_from_env,
+    workers_from_env,
+)
 from sharewise.wiring import Control, Settings, control_for
 from tests.conftest import REPO, TODAY
 from tests.pipeline.certs import make_recipient
@@ -157,7 +178,7 @@ def test_a_job_runs_the_share_in_the_background_and_records_each_step(setup: Set
     # The uploads are gone; the record is whole JSON with no temporary file beside it; no personal data in it.
     assert not uploads.exists() and done.uploads is None
     files = sorted(p.name for p in (setup.data_dir / JOBS).iterdir())
-    assert files == [f"{job.id}.json", WORK]
+    assert files == sorted([SWEEP_LOCK, f"{job.id}.json", SLOTS, WORK])
     record = (setup.data_dir / JOBS / f"{job.id}.json").read_text(encoding="utf-8")
     assert ShareJob.from_record(json.loads(record)) == done
     assert "Name1" not in record and "900-" not in record
@@ -345,3 +366,434 @@ def test_a_job_whose_process_died_is_interrupted_and_leaves_nothing_behind(tmp_p
     assert list(work.iterdir()) == []  # and its staging
     shutil.rmtree(data / "packages")
     control.store.dispose()
+
+
+# Package downloads are audited ---------------------------------------------------------------------
+
+
+def audited(control: Control, action: str) -> list[dict[str, Any]]:
+    """The audit records of one action, oldest first, with their details parsed."""
+    found = [dict(r) for r in reversed(audit_service.log(control, "audrey", limit=1000)) if r["action"] == action]
+    for record in found:
+        record["details"] = json.loads(record["details"])
+    return found
+
+
+def test_each_package_download_and_each_refusal_is_audited_without_personal_data(setup: Setup) -> None:
+    jobs = setup.runner()
+    job = jobs.start(setup.control, setup.law, setup.definition(), "dana", TODAY)
+    jobs.wait(job.id, WAIT)
+    done = jobs.read(setup.control, "dana", job.id)
+    assert done.result is not None
+    assert audited(setup.control, "package-downloaded") == []  # reading the job is not a download
+
+    for reader in ("dana", "audrey"):
+        assert jobs.package_of(setup.control, reader, job.id)[1].is_file()
+    downloads = audited(setup.control, "package-downloaded")
+    assert [(r["actor"], r["agency"], r["outcome"], r["subject_type"], r["subject_id"]) for r in downloads] == [
+        ("dana", "dhs", "success", "share", done.share_id),
+        ("audrey", "dhs", "success", "share", done.share_id),
+    ]
+    assert downloads[0]["details"] == {
+        "job": job.id,
+        "package": f"{done.share_id}.p7m",
+        "package_sha256": done.result.sha256,
+        "bytes": done.result.package_bytes,
+    }
+
+    # The administrator of its agency reads the job but may not take the package; another steward neither.
+    for reader, message in (("ada", "may not download the package of"), ("dirk", "it is dana's")):
+        with pytest.raises(AccessDeniedError, match=message):
+            jobs.package_of(setup.control, reader, job.id)
+    with pytest.raises(AccessDeniedError, match="who is acting"):
+        jobs.package_of(setup.control, None, job.id)
+    refused = audited(setup.control, "package-download-refused")
+    assert [(r["actor"], r["agency"], r["outcome"], r["subject_id"]) for r in refused] == [
+        ("ada", "dhs", "failure", done.share_id),
+        ("dirk", "dhs", "failure", done.share_id),
+        ("anonymous", None, "failure", done.share_id),
+    ]
+    assert refused[0]["details"] == {"job": job.id, "owner": "dana"}
+    assert len(audited(setup.control, "package-downloaded")) == 2  # a refusal hands nothing out
+    said = json.dumps(downloads + refused)
+    assert "Name1" not in said and "900-" not in said and "C0001" not in said
+
+    # A run without a package, and an unknown job: refused, with nothing to audit.
+    court = {"source": {"program": "snap"}, "recipient": {"kind": "court"}, "purpose": "judicial_proceeding"}
+    failed = jobs.start(
+        setup.control, setup.law, setup.definition(request={**court, "data": ["identity"]}), "dana", TODAY
+    )
+    jobs.wait(failed.id, WAIT)
+    with pytest.raises(InvalidStateError, match="only a succeeded run has a package"):
+        jobs.package_of(setup.control, "dana", failed.id)
+    with pytest.raises(NotFoundError):
+        jobs.package_of(setup.control, "dana", f"sj-{'0' * 32}")
+    assert len(audited(setup.control, "package-downloaded")) == 2
+
+
+# The uploaded source is removed whenever the run ends ----------------------------------------------
+
+
+def uploaded(jobs: ShareJobs, setup: Setup) -> Path:
+    """A private directory holding a copy of the source, as the web page keeps an upload."""
+    directory = jobs.private_directory()
+    shutil.copy(setup.base / "clients.csv", directory / "clients.csv")
+    return directory
+
+
+def test_the_uploaded_source_is_removed_when_a_run_fails(setup: Setup) -> None:
+    jobs = setup.runner()
+    folder = uploaded(jobs, setup)
+    broken = ",".join(HEADER) + "\nC9,Zebulon Quirke,extra\n"
+    (folder / "clients.csv").write_text(broken, encoding="utf-8")
+    job = jobs.start(
+        setup.control,
+        setup.law,
+        setup.definition(source={"csv": str(folder / "clients.csv")}),
+        "dana",
+        TODAY,
+        uploads=folder,
+    )
+    jobs.wait(job.id, WAIT)
+    failed = jobs.read(setup.control, "dana", job.id)
+    assert failed.state == "failed" and failed.uploads is None and not folder.exists()
+
+
+def interrupted(jobs: ShareJobs, control: Control, reader: str, job_id: str) -> bool:
+    return jobs.read(control, reader, job_id).state == "interrupted"
+
+
+def test_runs_stopped_by_a_closing_runner_are_interrupted_and_their_uploads_removed(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    real = cms.envelope
+
+    def envelope_at_the_gate(*args: Any, **kwargs: Any) -> Any:
+        assert gate.wait(WAIT), "the test never opened the gate"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cms, "envelope", envelope_at_the_gate)
+    first, second = setup.runner(workers=1), setup.runner(workers=1)  # two processes' runners: one slot
+    try:
+        running = first.start(
+            setup.control, setup.law, setup.definition(), "dana", TODAY, uploads=uploaded(first, setup)
+        )
+        until(lambda: first.read(setup.control, "dana", running.id).state == "running", "the first run to start")
+        in_pool = first.start(
+            setup.control, setup.law, setup.definition(), "dana", TODAY, uploads=uploaded(first, setup)
+        )
+        waiting = second.start(
+            setup.control, setup.law, setup.definition(), "dirk", TODAY, uploads=uploaded(second, setup)
+        )
+        time.sleep(0.5)
+        assert second.read(setup.control, "dirk", waiting.id).state == "queued"  # waiting for the one slot
+
+        second.close(wait=False)  # its run was waiting for a slot
+        first.close(wait=False)  # its second run had not left the pool's queue
+        for runner, job, reader in ((second, waiting, "dirk"), (first, in_pool, "dana")):
+            until(partial(interrupted, runner, setup.control, reader, job.id), f"{job.id} to be interrupted")
+            stopped = runner.read(setup.control, reader, job.id)
+            assert stopped.uploads is None and stopped.error is not None and stopped.error.code == "interrupted"
+        with pytest.raises(InvalidStateError, match="closing"):
+            first.start(setup.control, setup.law, setup.definition(), "dana", TODAY)
+    finally:
+        gate.set()
+    first.wait(running.id, WAIT)
+    assert first.read(setup.control, "dana", running.id).state == "succeeded"  # a started run finishes
+    assert [p.name for p in (setup.data_dir / JOBS / WORK).iterdir() if p.name.startswith("uploads-")] == []
+
+
+# Retention ------------------------------------------------------------------------------------------
+
+
+def later(control: Control, delta: dt.timedelta) -> Control:
+    """The same control plane with its clock moved on by delta."""
+    trail = AuditTrail(lambda: control.trail.clock() + delta, control.trail.signer)
+    return Control(control.store, trail, StoreAuditSink(control.store, trail), control.settings)
+
+
+def finished_jobs(setup: Setup, jobs: ShareJobs) -> tuple[ShareJob, ShareJob]:
+    """A succeeded run (with its package) and a failed one."""
+    ok = jobs.start(setup.control, setup.law, setup.definition(), "dana", TODAY)
+    court = {"source": {"program": "snap"}, "recipient": {"kind": "court"}, "purpose": "judicial_proceeding"}
+    bad = jobs.start(setup.control, setup.law, setup.definition(request={**court, "data": ["identity"]}), "dana", TODAY)
+    jobs.wait(ok.id, WAIT)
+    jobs.wait(bad.id, WAIT)
+    return jobs.read(setup.control, "dana", ok.id), jobs.read(setup.control, "dana", bad.id)
+
+
+def test_finished_jobs_and_their_packages_are_deleted_after_the_retention_period(setup: Setup) -> None:
+    jobs = ShareJobs(setup.data_dir, retention_days=7)
+    ok, bad = finished_jobs(setup, jobs)
+    assert ok.state == "succeeded" and bad.state == "failed" and ok.result is not None
+    package = setup.data_dir / ok.result.package
+    assert ok.finished_at is not None
+    assert jobs.expires_at(ok) == dt.datetime.fromisoformat(ok.finished_at) + dt.timedelta(days=7)
+    assert jobs.public(ok)["expires_at"] == jobs.expires_at(ok).isoformat(timespec="seconds")  # type: ignore[union-attr]
+
+    assert jobs.prune(later(setup.control, dt.timedelta(days=6, hours=23))) == []  # not yet
+    assert package.is_file() and jobs.read(setup.control, "dana", ok.id).id == ok.id
+
+    deleted = jobs.prune(later(setup.control, dt.timedelta(days=7, minutes=1)))
+    assert sorted(deleted) == sorted([ok.id, bad.id])
+    assert not package.exists() and list((setup.data_dir / JOBS).glob("*sj-*")) == []
+    for job_id in (ok.id, bad.id):
+        with pytest.raises(NotFoundError, match="a job is deleted 7 days after its run ended"):
+            jobs.read(setup.control, "dana", job_id)
+        with pytest.raises(NotFoundError):
+            jobs.package_of(setup.control, "dana", job_id)
+    assert jobs.jobs_of(setup.control, "dana") == []
+    records = audited(setup.control, "share-job-deleted")
+    assert sorted((r["actor"], r["source"], r["agency"], r["subject_id"]) for r in records) == sorted(
+        [("system", "system", "dhs", ok.share_id), ("system", "system", "dhs", bad.share_id)]
+    )
+    by_job = {r["details"]["job"]: r["details"] for r in records}
+    assert by_job[ok.id] == {
+        "job": ok.id,
+        "state": "succeeded",
+        "retention_days": 7,
+        "package": f"{ok.share_id}.p7m",
+        "package_sha256": ok.result.sha256,
+    }
+    assert by_job[bad.id]["package"] is None and by_job[bad.id]["state"] == "failed"
+    assert jobs.prune(later(setup.control, dt.timedelta(days=30))) == []  # nothing twice
+
+
+def test_expired_jobs_are_swept_when_the_runner_starts_and_when_a_job_is_submitted(setup: Setup) -> None:
+    jobs = ShareJobs(setup.data_dir, retention_days=1)
+    ok, bad = finished_jobs(setup, jobs)
+    ShareJobs(setup.data_dir, retention_days=2, control=later(setup.control, dt.timedelta(days=1, hours=1)))
+    assert jobs.read(setup.control, "dana", ok.id).id == ok.id  # kept 2 days by that runner: not yet
+
+    ShareJobs(setup.data_dir, retention_days=1, control=later(setup.control, dt.timedelta(days=1, hours=1)))
+    for job_id in (ok.id, bad.id):
+        with pytest.raises(NotFoundError):
+            jobs.read(setup.control, "dana", job_id)
+
+    older = jobs.start(setup.control, setup.law, setup.definition(), "dana", TODAY)
+    jobs.wait(older.id, WAIT)
+    newer = jobs.start(later(setup.control, dt.timedelta(days=2)), setup.law, setup.definition(), "dana", TODAY)
+    with pytest.raises(NotFoundError):
+        jobs.read(setup.control, "dana", older.id)
+    jobs.wait(newer.id, WAIT)
+    assert jobs.read(setup.control, "dana", newer.id).state == "succeeded"  # queued or running: never swept
+    assert len(audited(setup.control, "share-job-deleted")) == 3
+
+
+def test_a_deletion_cut_short_never_leaves_a_downloadable_job_and_is_finished_later(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = ShareJobs(setup.data_dir, retention_days=1)
+    ok, _bad = finished_jobs(setup, jobs)
+    assert ok.result is not None
+    package = setup.data_dir / ok.result.package
+    soon = later(setup.control, dt.timedelta(days=2))
+
+    # The package cannot be deleted (a crash at that point looks the same from outside).
+    real_unlink = Path.unlink
+
+    def unlink_but_not_packages(self: Path, missing_ok: bool = False) -> None:
+        if self.suffix == ".p7m":
+            raise PermissionError(13, "Permission denied")
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink_but_not_packages)
+    with pytest.raises(StorageError, match=f"the package of share job {ok.id} could not be deleted"):
+        jobs.prune(soon)
+    monkeypatch.undo()
+    assert package.is_file() and (setup.data_dir / JOBS / f".{ok.id}{TOMBSTONE}").is_file()
+    with pytest.raises(NotFoundError):  # half deleted: not found, never downloadable
+        jobs.package_of(setup.control, "dana", ok.id)
+    assert [r["details"]["job"] for r in audited(setup.control, "share-job-deleted")] != [ok.id]  # rolled back
+    assert ok.id not in {j.id for j in jobs.jobs_of(setup.control, "audrey")}
+
+    assert ok.id in jobs.prune(soon)  # the next sweep finishes it
+    assert not package.exists() and not (setup.data_dir / JOBS / f".{ok.id}{TOMBSTONE}").exists()
+    assert [r["details"]["job"] for r in audited(setup.control, "share-job-deleted")].count(ok.id) == 1
+
+
+def test_the_retention_and_worker_settings_are_checked(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RETENTION_SETTING, raising=False)
+    monkeypatch.delenv("SHAREWISE_SHARE_WORKERS", raising=False)
+    assert retention_from_env() == 7 and workers_from_env() == 1
+    monkeypatch.setenv(RETENTION_SETTING, " 30 ")
+    assert retention_from_env() == 30
+    for bad in ("0", "-1", "seven", "3651", "1.5", "99999999"):
+        monkeypatch.setenv(RETENTION_SETTING, bad)
+        with pytest.raises(InvalidDataError, match="invalid setting") as caught:
+            retention_from_env()
+        assert [str(p) for p in caught.value.problems] == [
+            f"{RETENTION_SETTING}: a whole number of days from 1 to 3650 (default 7)"
+        ]
+    for bad in ("0", "17", "many"):
+        monkeypatch.setenv("SHAREWISE_SHARE_WORKERS", bad)
+        with pytest.raises(InvalidDataError, match="invalid setting"):
+            workers_from_env()
+    for days in (0, 3651):
+        with pytest.raises(InvalidDataError, match="invalid setting"):
+            ShareJobs(setup.data_dir, retention_days=days)
+
+
+# The worker limit holds for the whole data directory -------------------------------------------------
+
+
+def test_two_runners_of_one_data_directory_never_run_more_than_the_limit_at_once(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = threading.Lock()
+    now_running = [0]
+    most = [0]
+    real = shares.run
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            now_running[0] += 1
+            most[0] = max(most[0], now_running[0])
+        try:
+            time.sleep(0.3)  # runs overlap whenever the limit lets them
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                now_running[0] -= 1
+
+    monkeypatch.setattr(shares, "run", counted)
+    first, second = setup.runner(workers=2), setup.runner(workers=2)  # as two server processes would
+    started = [
+        (runner, runner.start(setup.control, setup.law, setup.definition(), "dana", TODAY))
+        for _ in range(3)
+        for runner in (first, second)
+    ]
+    for runner, job in started:
+        runner.wait(job.id, WAIT)
+        assert runner.read(setup.control, "dana", job.id).state == "succeeded"
+    assert most[0] == 2  # two at once (so they do overlap), never four
+
+
+SLOT_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_slot_held_by_a_process_that_dies_is_freed_by_the_system(setup: Setup) -> None:
+    jobs = setup.runner(workers=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", SLOT_HOLDER, str(setup.data_dir / JOBS / SLOTS / "slot-0.lock")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        job = jobs.start(setup.control, setup.law, setup.definition(), "dana", TODAY)
+        time.sleep(1.0)
+        assert jobs.read(setup.control, "dana", job.id).state == "queued"  # the other process holds the slot
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # a crash: no clean-up runs
+        holder.wait()
+    jobs.wait(job.id, WAIT)
+    assert jobs.read(setup.control, "dana", job.id).state == "succeeded"
+
+
+# Parquet sources ------------------------------------------------------------------------------------
+
+
+def write_parquet(csv_file: Path, target: Path) -> Path:
+    """The CSV's records as Parquet, every column text (as an export from another system would have them)."""
+    import pyarrow as pa
+    import pyarrow.csv as pv
+    import pyarrow.parquet as pq
+
+    options = pv.ConvertOptions(column_types={h: pa.string() for h in HEADER})
+    pq.write_table(pv.read_csv(csv_file, convert_options=options), target)
+    return target
+
+
+def test_a_parquet_source_runs_and_a_file_of_another_kind_is_refused_clearly(setup: Setup) -> None:
+    parquet = write_parquet(setup.base / "clients.csv", setup.base / "clients.parquet")
+    jobs = setup.runner()
+    job = jobs.start(setup.control, setup.law, setup.definition(source={"parquet": "clients.parquet"}), "dana", TODAY)
+    jobs.wait(job.id, WAIT)
+    done = jobs.read(setup.control, "dana", job.id)
+    assert done.state == "succeeded" and done.result is not None, done.error
+    assert done.result.rows == 60 and "note" not in done.result.columns
+    verified = shares.verify_package(setup.data_dir / done.result.package, setup.cert, setup.key)
+    assert verified.manifest["output"]["rows"] == 60
+
+    shutil.copy(setup.base / "clients.csv", setup.base / "named.parquet")
+    shutil.copy(parquet, setup.base / "named.csv")
+    (setup.base / "sheet.csv").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" + b"\x00" * 64)
+    (setup.base / "wide.csv").write_bytes((",".join(HEADER) + "\n").encode("utf-16"))
+    cases = [
+        ({"parquet": "named.parquet"}, "the source file is not Parquet", "this file is not a Parquet file"),
+        (
+            {"csv": "named.csv"},
+            "the source file is not CSV",
+            "this is a Parquet file, but the share file's source says csv:",
+        ),
+        ({"csv": "sheet.csv"}, "the source file is not CSV", "not CSV text: it holds binary data"),
+    ]
+    before = sorted((setup.data_dir / JOBS).glob("*.json"))
+    for source, message, problem in cases:
+        with pytest.raises(InvalidDataError, match=message) as caught:
+            jobs.start(setup.control, setup.law, setup.definition(source=source), "dana", TODAY)
+        (found,) = caught.value.problems
+        assert found.location == str(setup.base / next(iter(source.values()))) and problem in found.message
+    assert sorted((setup.data_dir / JOBS).glob("*.json")) == before  # no job was started
+    # NUL bytes are text in UTF-16: that file is left to the engine (it has no data rows, so it runs to a failure).
+    wide = jobs.start(
+        setup.control, setup.law, setup.definition(source={"csv": "wide.csv", "encoding": "utf-16"}), "dana", TODAY
+    )
+    jobs.wait(wide.id, WAIT)
+    assert jobs.read(setup.control, "dana", wide.id).state in ("succeeded", "failed")
+
+
+# The command line -------------------------------------------------------------------------------------
+
+
+def test_share_jobs_list_and_prune_on_the_command_line(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from sharewise.cli.main import app
+
+    monkeypatch.setenv("SHAREWISE_DATA_DIR", str(setup.data_dir))
+    monkeypatch.setenv("SHAREWISE_KEY_DIR", str(setup.base / "keys"))
+    monkeypatch.delenv("SHAREWISE_USER", raising=False)
+    monkeypatch.delenv("SHAREWISE_DATABASE_URL", raising=False)
+    monkeypatch.delenv(RETENTION_SETTING, raising=False)
+    jobs = setup.runner()
+    ok, bad = finished_jobs(setup, jobs)
+    ten_days_ago = (setup.control.trail.clock() - dt.timedelta(days=10)).isoformat(timespec="milliseconds")
+    jobs.update(bad.id, lambda j: replace(j, created_at=ten_days_ago, finished_at=ten_days_ago))
+    cli = CliRunner()
+
+    pruned = cli.invoke(app, ["share", "jobs", "prune"])
+    assert pruned.exit_code == 0, pruned.output
+    assert f"deleted {bad.id}" in pruned.output and "1 expired share job deleted" in pruned.output
+    assert [(r["details"]["job"], r["source"]) for r in audited(setup.control, "share-job-deleted")] == [
+        (bad.id, "cli")
+    ]
+    again = cli.invoke(app, ["share", "jobs", "prune"])
+    assert again.exit_code == 0 and "0 expired share jobs deleted" in again.output
+
+    jobs.update(ok.id, lambda j: replace(j, created_at=ten_days_ago, finished_at=ten_days_ago))
+    listed = cli.invoke(app, ["share", "jobs", "list", "--as", "audrey"])  # expired, awaiting the next sweep
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0].split() == ["job", "owner", "state", "created", "expires"] and len(lines) == 2
+    row = lines[1].split()
+    assert row[:3] == [ok.id, "dana", "succeeded"] and row[3] == ten_days_ago[:10]  # the deleted job is gone
+    assert row[5] == (dt.date.fromisoformat(ten_days_ago[:10]) + dt.timedelta(days=7)).isoformat()
+    assert "Name1" not in listed.output and "900-" not in listed.output and ok.share_id not in listed.output
+    mine = cli.invoke(app, ["share", "jobs", "list", "--as", "dirk"])
+    assert mine.exit_code == 0 and "no share jobs" in mine.output  # dirk started none
+    anonymous = cli.invoke(app, ["share", "jobs", "list"])
+    assert anonymous.exit_code == 9 and "who is acting?" in anonymous.output  # access denied
+
+    monkeypatch.setenv(RETENTION_SETTING, "0")
+    refused = cli.invoke(app, ["share", "jobs", "prune"])
+    assert refused.exit_code == 2 and RETENTION_SETTING in refused.output
+    assert jobs.read(setup.control, "dana", ok.id).state == "succeeded"  # nothing deleted under a bad setting

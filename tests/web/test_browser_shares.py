@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,10 @@ from sharewise.services import shares
 from sharewise.services.share_jobs import jobs_for
 from sharewise.web import share_pages  # noqa: F401  (adds the routes before the site's app is made)
 from tests.pipeline.certs import make_recipient
-from tests.web.conftest import Site
+from tests.web.conftest import Site, signed_in
 from tests.web.test_browser import ARTIFACTS, axe_violations, base_url, browser, shot, sign_in  # noqa: F401
 from tests.web.test_record_pages import people, share_files  # noqa: F401  (people is a fixture)
-from tests.web.test_share_pages import runnable, source_csv
+from tests.web.test_share_pages import job_id_of, run_files, runnable, source_csv, start
 
 WAIT_MS = 30_000
 
@@ -84,7 +85,7 @@ def test_a_steward_plans_runs_watches_and_downloads_a_share(
     assert page.evaluate("window.sameDocument === true")
     expect(page.locator("#job-announcement")).to_contain_text("Succeeded: 40 rows in the package")
     assert page.locator("#job-status").get_attribute("hx-trigger") is None  # polling has stopped
-    job = jobs_for(people.control.settings).read(people.control, "dana", job_id)
+    job = jobs_for(people.control).read(people.control, "dana", job_id)
     assert job.result is not None
     expect(page.locator("#result-rows")).to_have_text("40")
     expect(page.locator("#result-sha256")).to_have_text(job.result.sha256)
@@ -146,4 +147,53 @@ def test_without_javascript_the_run_page_reloads_itself_until_the_run_ends(
     gate.set()
     expect(page.locator("#job-state")).to_have_text("Succeeded", timeout=WAIT_MS)
     shot(page, "share-run-no-javascript")
+    context.close()
+
+
+def test_an_open_run_page_does_not_keep_an_idle_session_alive(
+    browser: Browser,  # noqa: F811
+    base_url: str,  # noqa: F811
+    people: Site,  # noqa: F811
+    law: LawPack,
+    tmp_path: Path,
+    gate: threading.Event,
+) -> None:
+    """Polls (htmx) and the page's own refresh (no JavaScript) go on, yet the session ends 15 minutes after the person."""
+    cert, _key = make_recipient(tmp_path)
+    agreement_id = runnable(people, law)
+    job_id = job_id_of(start(signed_in(people, "dana"), run_files(agreement_id, cert)))  # held at the gate: active
+    run_page = f"{base_url}/shares/runs/{job_id}"
+
+    def polled(page: Any) -> None:
+        with page.expect_response(lambda r: f"/shares/runs/{job_id}/status" in r.url, timeout=WAIT_MS):
+            pass
+
+    page = sign_in(browser, base_url, people, "dana")
+    page.goto(run_page)
+    expect(page.locator("#job-state")).to_have_text("Running", timeout=WAIT_MS)
+    people.clock.offset += dt.timedelta(minutes=10)
+    polled(page)  # a poll 10 minutes on: the session is alive (and, being a poll, not renewed)
+    polled(page)
+    assert page.url == run_page
+    people.clock.offset += dt.timedelta(minutes=6)
+    page.wait_for_url(f"{base_url}/sign-in?next=/shares/runs/{job_id}", timeout=WAIT_MS)  # HX-Redirect: all of it
+    expect(page.locator("body")).to_contain_text("Your session ended after 15 minutes without activity")
+    shot(page, "share-run-session-ended")
+    page.context.close()
+
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(f"{base_url}/sign-in?next=/shares/runs/{job_id}")
+    page.fill("#username", "dana")
+    page.fill("#password", DEMO_PASSWORD)
+    if people.accounts["dana"].totp_secret:
+        page.fill("#code", people.code("dana"))
+    page.click("button[type=submit]")
+    page.wait_for_url(run_page)
+    people.clock.offset += dt.timedelta(minutes=10)
+    page.wait_for_url(f"{run_page}?refresh=auto")  # the page's own refresh, still signed in
+    expect(page.locator("#job-state")).to_have_text("Running")
+    people.clock.offset += dt.timedelta(minutes=6)
+    page.wait_for_url(f"{base_url}/sign-in?next=/shares/runs/{job_id}")  # the refresh went to sign in
     context.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import html
 import io
+import json
 import re
 import tempfile
 import threading
@@ -119,7 +121,7 @@ def test_a_steward_runs_a_planned_share_and_follows_it_to_its_package(
         "dictionary_yaml": files.pop("dictionary_file")[1].decode(),
     }
     job_id = job_id_of(start(dana, files, texts))  # as the plan page's form sends it: the texts, then the files
-    jobs = jobs_for(people.control.settings)
+    jobs = jobs_for(people.control)
     try:
         deadline = time.monotonic() + WAIT
         while not any(s.description.startswith("signing") for s in jobs.read(people.control, "dana", job_id).steps):
@@ -128,7 +130,10 @@ def test_a_steward_runs_a_planned_share_and_follows_it_to_its_package(
         page = dana.get(f"/shares/runs/{job_id}")
         assert page.status_code == 200 and "The share run has started" in page.text
         assert 'hx-trigger="every 1s"' in page.text and f'hx-get="/shares/runs/{job_id}/status?seen=' in page.text
-        assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in page.text
+        refresh = (
+            f'<noscript><meta http-equiv="refresh" content="3; url=/shares/runs/{job_id}?refresh=auto"></noscript>'
+        )
+        assert refresh in page.text
         assert 'id="job-announcement" class="usa-sr-only" role="status" aria-live="polite"' in page.text
         assert "signing and encrypting the package</th><td>running" in page.text
         version = jobs.read(people.control, "dana", job_id).version
@@ -170,7 +175,7 @@ def test_a_failed_run_shows_its_message_and_code(people: Site, law: Any, recipie
     files = run_files(agreement_id, recipient[0])
     files["source_file"] = ("clients.csv", source_csv(5, "C9,Zebulon Quirke,extra\n"), "text/csv")
     job_id = job_id_of(start(dana, files))
-    jobs_for(people.control.settings).wait(job_id, WAIT)
+    jobs_for(people.control).wait(job_id, WAIT)
     page = dana.get(f"/shares/runs/{job_id}").text
     error = page[page.index('id="job-error"') :]
     assert "The run failed" in error and "<code>invalid_data</code>" in error and "<li>source.csv: " in error
@@ -249,8 +254,10 @@ def test_a_run_is_read_by_its_owner_auditors_and_administrators_and_downloaded_b
     agreement_id = runnable(people, law)
     dana = signed_in(people, "dana")
     job_id = job_id_of(start(dana, run_files(agreement_id, recipient[0])))
-    jobs_for(people.control.settings).wait(job_id, WAIT)
-    assert f'href="/shares/runs/{job_id}"' in dana.get("/shares/runs").text  # listed among her recent runs
+    jobs_for(people.control).wait(job_id, WAIT)
+    runs = dana.get("/shares/runs").text
+    assert f'href="/shares/runs/{job_id}"' in runs  # listed among her recent runs
+    assert "its package are deleted 7 days after it ends" in runs
     audrey = signed_in(people, "audrey")
     assert 'id="download-package"' in audrey.get(f"/shares/runs/{job_id}").text
     assert audrey.get(f"/shares/runs/{job_id}/package").status_code == 200
@@ -286,3 +293,145 @@ def test_the_share_file_travels_with_the_run_form_exactly(people: Site, law: Any
     value = re.search(r'name="share_yaml" value="([^"]*)"', page[page.index('id="run-form"') :])
     assert value is not None
     assert html.unescape(value.group(1)) == text and yaml.safe_load(html.unescape(value.group(1)))["agreement"]
+
+
+def package_events(site: Site, share_id: str) -> list[tuple[str, str, str, str]]:
+    return [
+        (r["action"], r["actor"], r["source"], r["outcome"])
+        for r in reversed(audit_service.log(site.control, "audrey", "share", share_id, 50))
+        if r["action"].startswith("package-")
+    ]
+
+
+def test_each_download_of_a_package_from_the_page_and_each_refusal_is_audited(
+    people: Site,  # noqa: F811
+    law: Any,
+    recipient: tuple[Path, Path],
+) -> None:
+    agreement_id = runnable(people, law)
+    dana = signed_in(people, "dana")
+    job_id = job_id_of(start(dana, run_files(agreement_id, recipient[0])))
+    jobs = jobs_for(people.control)
+    jobs.wait(job_id, WAIT)
+    job = jobs.read(people.control, "dana", job_id)
+    assert job.result is not None
+    page = dana.get(f"/shares/runs/{job_id}").text
+    expires = jobs.expires_at(job)
+    assert expires is not None and f"deleted after {expires:%Y-%m-%d %H:%M} UTC" in page
+    assert package_events(people, job.share_id) == []  # showing the page is no download
+    assert dana.get(f"/shares/runs/{job_id}/package").status_code == 200
+    for user in ("ada", "olive"):  # its agency's administrator reads the run, but neither takes the package
+        assert signed_in(people, user).get(f"/shares/runs/{job_id}/package").status_code == 403
+    assert package_events(people, job.share_id) == [
+        ("package-downloaded", "dana", "web", "success"),
+        ("package-download-refused", "ada", "web", "failure"),
+        ("package-download-refused", "olive", "web", "failure"),
+    ]
+    record = next(
+        r
+        for r in audit_service.log(people.control, "audrey", "share", job.share_id, 50)
+        if r["action"] == "package-downloaded"
+    )
+    assert record["agency"] == "lakeview-dhs" and json.loads(record["details"]) == {
+        "job": job_id,
+        "package": f"{job.share_id}.p7m",
+        "package_sha256": job.result.sha256,
+        "bytes": job.result.package_bytes,
+    }
+
+
+def test_polling_a_run_checks_the_session_but_never_keeps_it_alive(
+    people: Site,  # noqa: F811
+    law: Any,
+    recipient: tuple[Path, Path],
+) -> None:
+    agreement_id = runnable(people, law)
+    dana = signed_in(people, "dana")
+    job_id = job_id_of(start(dana, run_files(agreement_id, recipient[0])))
+    jobs_for(people.control).wait(job_id, WAIT)
+    page, status, poll = f"/shares/runs/{job_id}", f"/shares/runs/{job_id}/status", {"HX-Request": "true"}
+    auto = f"{page}?refresh=auto"
+
+    def idle(minutes: int) -> None:
+        people.clock.offset += dt.timedelta(minutes=minutes)
+
+    # htmx polls: the session is checked each time, and ends 15 minutes after the person's last request.
+    assert dana.get(page).status_code == 200
+    idle(10)
+    assert 'id="job-state">Succeeded<' in dana.get(status, headers=poll).text
+    assert dana.get(auto).status_code == 200
+    idle(6)
+    ended = dana.get(status, headers=poll)
+    assert ended.status_code == 204 and ended.headers["hx-redirect"] == f"/sign-in?next={page}"
+    after = dana.get(page, follow_redirects=False)
+    assert after.status_code == 303 and after.headers["location"] == f"/sign-in?next={page}"
+    assert "Your session ended after 15 minutes without activity" in dana.get(after.headers["location"]).text
+
+    # The page's own refresh without JavaScript: the same, and it sends the browser to sign in.
+    dana = signed_in(people, "dana")
+    assert dana.get(page).status_code == 200
+    idle(10)
+    assert dana.get(auto).status_code == 200 and dana.get(status, headers=poll).status_code == 200
+    idle(6)
+    refreshed = dana.get(auto, follow_redirects=False)
+    assert refreshed.status_code == 303 and refreshed.headers["location"] == f"/sign-in?next={page}"
+    assert "Your session ended after 15 minutes" in dana.get(refreshed.headers["location"]).text
+
+    # What a person asks for does count: their session lives on while polls come and go.
+    dana = signed_in(people, "dana")
+    assert dana.get(page).status_code == 200
+    idle(10)
+    assert dana.get("/shares/runs").status_code == 200
+    idle(10)
+    assert dana.get(status, headers=poll).status_code == 200 and dana.get(auto).status_code == 200
+    # A request for the fragment that is not an htmx poll, once the session has ended: to sign in, back to the page.
+    idle(16)
+    plain = dana.get(status, follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == f"/sign-in?next={page}"
+
+
+def parquet_of(data: bytes) -> bytes:
+    """CSV records as Parquet, every column text."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    options = pacsv.ConvertOptions(column_types={name: pa.string() for name in HEADER})
+    table = pacsv.read_csv(io.BytesIO(data), convert_options=options)
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue()
+
+
+def test_a_parquet_upload_runs_and_a_file_that_is_not_what_the_share_file_says_is_refused(
+    people: Site,  # noqa: F811
+    law: Any,
+    recipient: tuple[Path, Path],
+) -> None:
+    agreement_id = runnable(people, law)
+    dana = signed_in(people, "dana")
+    parquet = parquet_of(source_csv(25))
+    files = run_files(agreement_id, recipient[0], source={"parquet": "clients.parquet"})
+    files["source_file"] = ("clients.parquet", parquet, "application/vnd.apache.parquet")
+    job_id = job_id_of(start(dana, files))
+    jobs = jobs_for(people.control)
+    jobs.wait(job_id, WAIT)
+    job = jobs.read(people.control, "dana", job_id)
+    assert job.state == "succeeded" and job.result is not None, job.error
+    assert job.result.rows == 25 and 'id="result-rows">25<' in dana.get(f"/shares/runs/{job_id}").text
+    assert leftovers(people) == []
+
+    as_parquet = run_files(agreement_id, recipient[0], source={"parquet": "clients.parquet"})  # a CSV file
+    as_csv = run_files(agreement_id, recipient[0])
+    as_csv["source_file"] = ("clients.csv", parquet, "text/csv")
+    before = set((data_dir(people) / JOBS).glob("*.json"))
+    for files, expected in (
+        (as_parquet, "The share file&#39;s source says parquet:, but this file is not a Parquet file"),
+        (as_csv, "This is a Parquet file, but the share file&#39;s source says csv:"),
+    ):
+        r = start(dana, files)
+        assert r.status_code == 422, r.text[:2000]
+        errors = summary(r.text)
+        assert 'href="#source-file"' in errors and expected in errors, errors
+        assert TMP not in errors and str(data_dir(people)) not in errors
+    assert leftovers(people) == [] and set((data_dir(people) / JOBS).glob("*.json")) == before

@@ -22,7 +22,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from fastapi import Body, Query
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sharewise.api.context import AppContext
@@ -77,6 +77,7 @@ PDF = "application/pdf"
 FHIR_JSON = "application/fhir+json"
 NDJSON = "application/x-ndjson"
 PEM = "application/x-pem-file"
+PKCS7 = "application/pkcs7-mime"
 DOCUMENT_TYPES = {
     "html": "text/html; charset=utf-8",
     "pdf": PDF,
@@ -770,6 +771,8 @@ def share_run_status(
 
 # A job is read by the steward who started it, by auditors, and by administrators of its agency.
 SHARE_JOB_READERS = Access(frozenset({"data_steward", "auditor", "administrator"}), scoped=True, auditor_reads=True)
+# Its package: the steward who started it and auditors only (it is the recipient's, not the directory's).
+SHARE_PACKAGE_READERS = Access(frozenset({"data_steward", "auditor"}), scoped=True, auditor_reads=True)
 JOB_PATH = "/shares/jobs"
 
 
@@ -808,8 +811,8 @@ def start_share_job(
     """Start a share run in the background and answer at once (202) with the job; its Location gives its state.
 
     The checks a run makes first are made before answering: the caller's role, the agreement
-    (active today), the recipient certificate, the plan and the pseudonym key; a refusal is the
-    usual problem and starts nothing. A determination that does not permit the share is refused by
+    (active today), the recipient certificate, the source file's content (CSV or Parquet, as the
+    definition says), the plan and the pseudonym key; a refusal is the usual problem and starts nothing. A determination that does not permit the share is refused by
     the run itself, which records the refusal in the audit trail: the job then fails with
     not_permitted. Repeat safely with an Idempotency-Key (the same job is returned).
     """
@@ -818,24 +821,48 @@ def start_share_job(
     def start() -> dict[str, Any]:
         with _in_callers_terms(_base_terms(base)):
             definition = share_definition(context, body, base)
-            jobs = share_jobs_service.jobs_for(context.api.settings)
+            jobs = share_jobs_service.jobs_for(context.api)
             job = jobs.start(
                 context.api, context.law, definition, user.id, context.today(), "api", terms=_base_terms(base)
             )
-        return job.public()
+        return jobs.public(job)
 
     return _accepted(context, user, idempotency_key, body, start)
 
 
+JobId = Annotated[str, PathParam(max_length=64)]
+
+
 @route("GET", JOB_PATH + "/{job_id}", SHARE_JOB_READERS, tags=["shares"])
-def share_job(job_id: Annotated[str, PathParam(max_length=64)], context: Ctx, user: Principal) -> dict[str, Any]:
+def share_job(job_id: JobId, context: Ctx, user: Principal) -> dict[str, Any]:
     """A share job: its state (queued, running, succeeded, failed, interrupted), its steps and its outcome.
 
     Readable by the data steward who started it, by auditors, and by administrators of its agency.
     A succeeded job gives its package's path in the data directory, rows, columns and SHA-256; a
-    failed one the error's code, message and problems.
+    failed one the error's code, message and problems. `expires_at` says when a finished job and
+    its package are deleted (SHAREWISE_SHARE_JOB_RETENTION_DAYS after the run ended, 7 by default).
     """
-    return share_jobs_service.jobs_for(context.api.settings).read(context.api, user.id, job_id).public()
+    jobs = share_jobs_service.jobs_for(context.api)
+    return jobs.public(jobs.read(context.api, user.id, job_id))
+
+
+@route(
+    "GET",
+    JOB_PATH + "/{job_id}/package",
+    SHARE_PACKAGE_READERS,
+    tags=["shares"],
+    response_class=Response,
+    responses=_file_responses(PKCS7, "The package, signed and encrypted for the recipient."),
+)
+def share_job_package(job_id: JobId, context: Ctx, user: Principal) -> Response:
+    """The package of a succeeded share job, for the data steward who started it and for auditors.
+
+    Each download is audited (`package-downloaded`: who, their agency, the job, the package's
+    file name and SHA-256), and so is each refusal of a steward who did not start the job
+    (`package-download-refused`). Only the recipient's private key opens the package.
+    """
+    job, path = share_jobs_service.jobs_for(context.api).package_of(context.api, user.id, job_id)
+    return FileResponse(path, media_type=PKCS7, filename=f"{job.share_id}.p7m")
 
 
 # Linkage ----------------------------------------------------------------------------------------

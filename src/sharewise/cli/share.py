@@ -1,4 +1,4 @@
-"""The `sharewise share` commands (plan, run, verify, key), `dictionary propose` and `synth`."""
+"""The `sharewise share` commands (plan, run, verify, key, jobs), `dictionary propose` and `synth`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from sharewise.cli import synth_options as rates
-from sharewise.cli.console import RichProgress, StatePack, escape, handles_errors, out, settings_for
+from sharewise.cli.console import RichProgress, StatePack, escape, handles_errors, out, reading_user, settings_for
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.pipeline.backend import Backend
 from sharewise.pipeline.synth import PROGRAMS, generate
@@ -22,6 +22,10 @@ app = typer.Typer(
     help="Execute approved shares: plan, run, verify packages, manage pseudonym keys.", no_args_is_help=True
 )
 dictionary_app = typer.Typer(help="Data dictionaries: what each source field is.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Share runs started in the background (web page, API): list them, delete the expired.", no_args_is_help=True
+)
+app.add_typer(jobs_app, name="jobs")
 
 ENGINES = ("duckdb", "spark")
 
@@ -201,6 +205,56 @@ def signer_key(
         out.print(f"wrote {escape(str(target))}")
     else:
         out.print(pem.decode("ascii"), end="")
+
+
+@jobs_app.command("list")
+@handles_errors
+def jobs_list(
+    user: Annotated[str | None, typer.Option("--as", help="The user reading (or SHAREWISE_USER).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many, newest first.")] = 50,
+) -> None:
+    """The share jobs of the data directory: id, owner, state, when created and when deleted (UTC).
+
+    Auditors see every job, others the jobs they started (anyone while no user is registered).
+    Nothing about the records shared is shown. An expiry in the past: the next sweep deletes the job.
+    """
+    from sharewise.services import share_jobs
+
+    control = control_for(Settings.from_env())
+    try:
+        jobs = share_jobs.standalone(control)
+        found = jobs.jobs_of(control, reading_user(user), limit)
+        out.print(f"{'job':35}  {'owner':16}  {'state':11}  {'created':16}  expires")
+        for job in found:
+            expires = jobs.expires_at(job)
+            out.print(
+                f"{job.id:35}  {escape(job.owner):16}  {job.state:11}  {job.created_at[:16].replace('T', ' '):16}  "
+                f"{expires.strftime('%Y-%m-%d %H:%M') if expires else '(while it runs)'}"
+            )
+        if not found:
+            out.print("no share jobs")
+    finally:
+        control.store.dispose()
+
+
+@jobs_app.command("prune")
+@handles_errors
+def jobs_prune() -> None:
+    """Delete the share jobs (records and packages) whose retention has passed; each deletion is audited.
+
+    A job is kept SHAREWISE_SHARE_JOB_RETENTION_DAYS (default 7) after its run ended. The server also
+    deletes expired jobs when it starts and whenever a run is started. Exit 5 when one could not be deleted.
+    """
+    from sharewise.services import share_jobs
+
+    control = control_for(Settings.from_env())
+    try:
+        deleted = share_jobs.standalone(control).prune(control, source="cli")
+    finally:
+        control.store.dispose()
+    for job_id in deleted:
+        out.print(f"deleted {job_id}")
+    out.print(f"{len(deleted)} expired share job{'' if len(deleted) == 1 else 's'} deleted")
 
 
 @dictionary_app.command("propose")

@@ -81,7 +81,21 @@ def _now(context: AppContext) -> dt.datetime:
 
 
 def current_user(request: Request) -> User:
-    """The signed-in user; a session idle longer than the timeout is ended."""
+    """The signed-in user; a session idle longer than the timeout is ended. The request counts as activity."""
+    return _session_user(request, activity=True)
+
+
+def polling_user(request: Request) -> User:
+    """The signed-in user of a background poll: checked as current_user does, but not counted as activity.
+
+    A page that polls its status (a share run's) would otherwise keep a session alive for as long
+    as it stays open, with nobody at the screen: the idle timeout (NIST SP 800-63B 7.2) would never
+    end it. Only requests a person made move the session's last activity on.
+    """
+    return _session_user(request, activity=False)
+
+
+def _session_user(request: Request, activity: bool) -> User:
     context = ctx(request)
     session = request.session
     uid = session.get("uid")
@@ -93,7 +107,8 @@ def current_user(request: Request) -> User:
     if now - seen > request.app.state.idle_timeout:
         session.clear()
         raise SignInRequired(next_url, "Your session ended after 15 minutes without activity. Please sign in again.")
-    session["seen"] = now.isoformat()
+    if activity:
+        session["seen"] = now.isoformat()
     try:
         return accounts_service.user(context.web, str(uid))
     except SharewiseError:

@@ -24,7 +24,17 @@ from sharewise.domain.errors import (
 from sharewise.services import share_jobs
 from sharewise.services import shares as share_service
 from sharewise.services.share_jobs import ShareJob, ShareJobs
-from sharewise.web.pages import Ctx, SignInRequired, Viewer, current_user, flash, render, router, templates
+from sharewise.web.pages import (
+    Ctx,
+    SignInRequired,
+    Viewer,
+    current_user,
+    flash,
+    polling_user,
+    render,
+    router,
+    templates,
+)
 from sharewise.web.record_pages import (
     DICTIONARY_LIMIT,
     NO_STORE,
@@ -71,10 +81,11 @@ STATE_LABELS = {
     "interrupted": "Interrupted",
 }
 REFRESH_SECONDS = 3  # the page's own refresh while a run is active, for people without JavaScript
+AUTO_REFRESH = "auto"  # ?refresh=auto: the page's own refresh (not a person's request), which keeps no session alive
 
 
 def _jobs(context: AppContext) -> ShareJobs:
-    return share_jobs.jobs_for(context.web.settings)
+    return share_jobs.jobs_for(context.web)
 
 
 def _size(limit: int) -> str:
@@ -177,6 +188,7 @@ def _form_page(
     status: int = 200,
     refused: bool = False,
 ) -> HTMLResponse:
+    jobs = _jobs(context)
     return render(
         request,
         "share_run.html",
@@ -185,7 +197,8 @@ def _form_page(
         form=form,
         problems=problems or [],
         refused=refused,
-        recent=_jobs(context).jobs_of(context.web, user.id),
+        recent=jobs.jobs_of(context.web, user.id),
+        retention_days=jobs.retention.days,
         labels_of_states=STATE_LABELS,
         source_limit=_size(SOURCE_LIMIT),
     )
@@ -263,6 +276,7 @@ class JobView:
 
     job: ShareJob
     may_download: bool
+    expires: str | None = None  # when the job and its package are deleted (UTC, to the minute)
 
     @property
     def label(self) -> str:
@@ -285,29 +299,46 @@ class JobView:
 
 
 def _view(context: AppContext, user: User, job_id: str) -> JobView:
-    job = _jobs(context).read(context.web, user.id, job_id)  # its owner, auditors, its agency's administrators
+    jobs = _jobs(context)
+    job = jobs.read(context.web, user.id, job_id)  # its owner, auditors, its agency's administrators
     may_download = job.state == "succeeded" and (job.owner == user.id or user.has("auditor"))
-    return JobView(job, may_download)
+    expires = jobs.expires_at(job)
+    return JobView(job, may_download, expires.strftime("%Y-%m-%d %H:%M") if expires else None)
+
+
+def _page_url(job_id: str) -> str:
+    return f"/shares/runs/{quote(job_id)}"
 
 
 @router.get("/shares/runs/{job_id}")
-def share_job_page(job_id: str, request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+def share_job_page(job_id: str, request: Request, context: Ctx, refresh: str = "") -> HTMLResponse:
+    """The run's page. Its own refresh without JavaScript (?refresh=auto) checks the session without renewing it."""
+    try:
+        user = polling_user(request) if refresh == AUTO_REFRESH else current_user(request)
+    except SignInRequired as exc:
+        raise SignInRequired(_page_url(job_id), exc.reason) from None  # back to the page, as a person opens it
     view = _view(context, user, job_id)
-    return render(request, "share_job.html", user=user, view=view, refresh=REFRESH_SECONDS)
+    return render(request, "share_job.html", user=user, view=view, refresh=REFRESH_SECONDS, refresh_flag=AUTO_REFRESH)
 
 
 @router.get("/shares/runs/{job_id}/status")
 def share_job_status(job_id: str, request: Request, context: Ctx, seen: str = "") -> Response:
-    """The status fragment the job page polls (htmx); it stops polling once the run has ended."""
+    """The status fragment the job page polls (htmx); it stops polling once the run has ended.
+
+    Only the page's polling element asks for it, in the background: it checks the session without
+    renewing it, so an open run page never keeps a session alive. Once the session has ended, an
+    htmx poll (HX-Request) is told to send the whole page to the sign-in page (HX-Redirect); any
+    other request for the fragment is redirected there.
+    """
     try:
-        user = current_user(request)
+        user = polling_user(request)
     except SignInRequired as exc:
         if not request.headers.get("hx-request"):
-            raise
+            raise SignInRequired(_page_url(job_id), exc.reason) from None
         if exc.reason:
             flash(request, exc.reason, "warning")
         # A poll after the session ended: the whole page goes to the sign-in page, not into the fragment.
-        return Response(status_code=204, headers={"HX-Redirect": f"/sign-in?next={quote(f'/shares/runs/{job_id}')}"})
+        return Response(status_code=204, headers={"HX-Redirect": f"/sign-in?next={quote(_page_url(job_id))}"})
     try:
         view = _view(context, user, job_id)
     except SharewiseError as exc:
@@ -325,5 +356,6 @@ def share_job_status(job_id: str, request: Request, context: Ctx, seen: str = ""
 
 @router.get("/shares/runs/{job_id}/package")
 def share_job_package(job_id: str, context: Ctx, user: Viewer) -> Response:
-    job, path = _jobs(context).package_of(context.web, user.id, job_id)  # its owner and auditors only
+    """The encrypted package, for the job's owner and auditors; the service audits each download and refusal."""
+    job, path = _jobs(context).package_of(context.web, user.id, job_id)
     return FileResponse(path, media_type="application/pkcs7-mime", filename=f"{job.share_id}.p7m", headers=NO_STORE)
