@@ -62,3 +62,21 @@ def test_serve_with_workers_hands_its_settings_and_one_session_secret_to_every_w
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("SHAREWISE_SHARE_WORKERS", "0"), ("SHAREWISE_SHARE_JOB_RETENTION_DAYS", "a week")]
+)
+def test_serve_refuses_a_bad_share_runner_setting_before_it_listens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    import uvicorn
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda application, **options: served.update(app=application, **options))
+    monkeypatch.setenv("SHAREWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SHAREWISE_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["serve", "--port", "8767"])
+    assert result.exit_code != 0 and not served
+    assert name in result.output

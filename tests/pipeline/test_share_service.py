@@ -238,3 +238,20 @@ def test_share_files_round_trip_through_yaml(setup: dict[str, Any], law: LawPack
     path.write_text(yaml.safe_dump(setup["share"]), encoding="utf-8")
     definition = shares.read_share(path, law)
     assert definition.pseudonymize == ("client_id", "ssn") and definition.output == "parquet"
+
+
+def test_a_source_whose_content_is_not_what_the_share_file_says_is_refused_before_anything_runs(
+    setup: dict[str, Any], law: LawPack
+) -> None:
+    csv_text = (setup["dir"] / "clients.csv").read_bytes()
+    (setup["dir"] / "clients.parquet").write_bytes(csv_text)  # CSV text under a Parquet claim
+    sink = FakeSink()
+    with pytest.raises(InvalidDataError) as caught:
+        run(setup, law, sink, source={"parquet": "clients.parquet"})
+    assert "not Parquet" in caught.value.message
+    assert not (setup["dir"] / "out").exists() or not any((setup["dir"] / "out").iterdir())
+    assert sink.disclosures == []
+    (setup["dir"] / "clients.csv").write_bytes(b"PAR1" + csv_text[:40] + b"PAR1")  # Parquet bytes claimed as CSV
+    with pytest.raises(InvalidDataError) as caught:
+        run(setup, law, FakeSink())
+    assert "not CSV" in caught.value.message

@@ -90,8 +90,12 @@ def serve(
     import uvicorn
 
     from sharewise.api.app import create_app
+    from sharewise.services import share_jobs
 
     settings = settings_for(state_pack)
+    # Settings read by the share runner: a bad value stops the server now, not on a first share page.
+    share_jobs.workers_from_env()
+    share_jobs.retention_from_env()
     if demo:
         base = Path(tempfile.mkdtemp(prefix="sharewise-demo-"))
         settings = Settings(

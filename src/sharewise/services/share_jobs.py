@@ -50,7 +50,6 @@ from sharewise.domain.errors import (
     StorageError,
 )
 from sharewise.domain.events import AuditEvent
-from sharewise.pipeline.backend import CsvInput, Input, ParquetInput
 from sharewise.pipeline.duckdb_backend import DuckDBBackend
 from sharewise.policy.model import LawPack
 from sharewise.security import package
@@ -82,9 +81,6 @@ DEFAULT_RETENTION_DAYS = 7
 MAX_RETENTION_DAYS = 3650
 WORKERS_SETTING = "SHAREWISE_SHARE_WORKERS"
 RETENTION_SETTING = "SHAREWISE_SHARE_JOB_RETENTION_DAYS"
-PARQUET_MAGIC = b"PAR1"  # a Parquet file starts and ends with it
-CSV_SNIFF = 64 * 1024  # how much of a CSV source is looked at for binary content
-WIDE_ENCODINGS = ("utf-16", "utf16", "utf-32", "utf32")  # text in which NUL bytes are normal
 INTERRUPTED = (
     "interrupted",
     "the server stopped before this run finished: nothing incomplete was published, and what the run staged "
@@ -315,43 +311,6 @@ class _Closed(Exception):
     """The runner closed while a job still waited for a slot: the job is interrupted, its uploads removed."""
 
 
-def check_source_content(source: Input) -> None:
-    """Refuse a source file whose content is not of the kind the share file claims (csv: or parquet:).
-
-    A mismatch would otherwise fail deep in the engine with a message that names neither the file
-    nor the fix. Only a few bytes are read; a missing file is left to the run, which says so.
-    """
-    if not isinstance(source, CsvInput | ParquetInput) or source.path.is_dir():
-        return
-    try:
-        with source.path.open("rb") as handle:
-            head = handle.read(CSV_SNIFF if isinstance(source, CsvInput) else len(PARQUET_MAGIC))
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - len(PARQUET_MAGIC)))
-            tail = handle.read(len(PARQUET_MAGIC))
-    except OSError:
-        return
-    where = str(source.path)
-    parquet = head.startswith(PARQUET_MAGIC) and tail == PARQUET_MAGIC and size >= 3 * len(PARQUET_MAGIC)
-    if isinstance(source, ParquetInput):
-        if not parquet:
-            raise InvalidDataError(
-                "the source file is not Parquet",
-                [Problem(where, "the share file's source says parquet:, but this file is not a Parquet file")],
-            )
-        return
-    if head.startswith(PARQUET_MAGIC):
-        raise InvalidDataError(
-            "the source file is not CSV",
-            [Problem(where, "this is a Parquet file, but the share file's source says csv: (write parquet: instead)")],
-        )
-    if b"\0" in head and not source.encoding.lower().replace("_", "-").startswith(WIDE_ENCODINGS):
-        raise InvalidDataError(
-            "the source file is not CSV",
-            [Problem(where, "not CSV text: it holds binary data (a spreadsheet or an archive?); save it as CSV")],
-        )
-
-
 class ShareJobs:
     """Share runs in the background for one data directory: at most `workers` at once there, the rest queued.
 
@@ -552,7 +511,7 @@ class ShareJobs:
                 [Problem(f"{definition.label}: recipient_certificate", "required to run a share")],
             )
         package.load_certificate(definition.recipient_certificate)
-        check_source_content(definition.source)
+        shares.check_source_content(definition.source)
         try:
             planned = shares.plan(definition, law, today)
         except NotPermittedError:

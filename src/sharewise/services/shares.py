@@ -44,6 +44,9 @@ from sharewise.services.authorization import SHARE_RUNNERS, authorize
 from sharewise.services.determinations import determine, parse_request_text, read_request
 from sharewise.wiring import Control
 
+PARQUET_MAGIC = b"PAR1"  # a Parquet file starts and ends with it
+CSV_SNIFF = 64 * 1024  # how much of a CSV source is looked at for binary content
+WIDE_ENCODINGS = ("utf-16", "utf16", "utf-32", "utf32")  # text in which NUL bytes are normal
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _KEYS = (
     "share_id",
@@ -353,6 +356,43 @@ def _date_shift_record(spec: ShareSpec, key: PseudonymKey | None) -> dict[str, A
     }
 
 
+def check_source_content(source: Input) -> None:
+    """Refuse a source file whose content is not of the kind the share file claims (csv: or parquet:).
+
+    A mismatch would otherwise fail deep in the engine with a message that names neither the file
+    nor the fix. Only a few bytes are read; a missing file is left to the run, which says so.
+    """
+    if not isinstance(source, CsvInput | ParquetInput) or source.path.is_dir():
+        return
+    try:
+        with source.path.open("rb") as handle:
+            head = handle.read(CSV_SNIFF if isinstance(source, CsvInput) else len(PARQUET_MAGIC))
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - len(PARQUET_MAGIC)))
+            tail = handle.read(len(PARQUET_MAGIC))
+    except OSError:
+        return
+    where = str(source.path)
+    parquet = head.startswith(PARQUET_MAGIC) and tail == PARQUET_MAGIC and size >= 3 * len(PARQUET_MAGIC)
+    if isinstance(source, ParquetInput):
+        if not parquet:
+            raise InvalidDataError(
+                "the source file is not Parquet",
+                [Problem(where, "the share file's source says parquet:, but this file is not a Parquet file")],
+            )
+        return
+    if head.startswith(PARQUET_MAGIC):
+        raise InvalidDataError(
+            "the source file is not CSV",
+            [Problem(where, "this is a Parquet file, but the share file's source says csv: (write parquet: instead)")],
+        )
+    if b"\0" in head and not source.encoding.lower().replace("_", "-").startswith(WIDE_ENCODINGS):
+        raise InvalidDataError(
+            "the source file is not CSV",
+            [Problem(where, "not CSV text: it holds binary data (a spreadsheet or an archive?); save it as CSV")],
+        )
+
+
 def run(
     control: Control,
     definition: ShareDefinition,
@@ -378,6 +418,7 @@ def run(
         user = authorize(conn, actor, SHARE_RUNNERS, "run shares")
     if user is not None:
         _require_active_agreement(control, user.id, definition.agreement_id, today)
+    check_source_content(definition.source)
     actor = user.id if user else (actor or "single-user")
     sink = sink if sink is not None else control.sink
     now = control.trail.clock
