@@ -48,11 +48,10 @@ from sharewise.web.record_pages import (
     _refuse_unless,
     agreement_of,
 )
-from sharewise.web.streamed_form import FileField, StreamedForm, UploadTooLarge
+from sharewise.web.streamed_form import FileField, StreamedForm, UploadTooLarge, size_text
 from sharewise.workflow.access import User
 
 SHARE_RUNNERS = frozenset({"data_steward"})  # as the API's SHARE_RUNNERS and services.authorization's
-MB = 1000 * 1000
 SOURCE_LIMIT = RUN_SOURCE_LIMIT  # larger sources run with `sharewise share run` or the API, from the data directory
 CERTIFICATE_LIMIT = 64 * 1024
 UPLOADS: dict[str, FileField] = {
@@ -86,10 +85,6 @@ AUTO_REFRESH = "auto"  # ?refresh=auto: the page's own refresh (not a person's r
 
 def _jobs(context: AppContext) -> ShareJobs:
     return share_jobs.jobs_for(context.web)
-
-
-def _size(limit: int) -> str:
-    return f"{limit // MB} MB" if limit >= MB else f"{limit // 1024} KiB"
 
 
 # Starting a run -----------------------------------------------------------------------------------
@@ -148,9 +143,7 @@ def _definition(
         shown["dictionary_yaml"] = dictionary_text
     if "source_file" not in form.files and "source_file" not in form.too_large:
         missing.append(Problem("source_file", "choose the source file whose records the share sends (CSV or Parquet)"))
-    for name in form.too_large:
-        field = UPLOADS[name]
-        missing.append(Problem(name, f"{field.label} is larger than {_size(field.limit)}: it was not kept"))
+    missing.extend(Problem(name, message) for name, message in form.oversized())
     if share_text is None or dictionary_text is None:
         raise InvalidDataError("the run needs a share definition and its data dictionary", missing)
     data = _no_aliases(share_text, SHARE_LABEL)
@@ -200,7 +193,7 @@ def _form_page(
         recent=jobs.jobs_of(context.web, user.id),
         retention_days=jobs.retention.days,
         labels_of_states=STATE_LABELS,
-        source_limit=_size(SOURCE_LIMIT),
+        source_limit=size_text(SOURCE_LIMIT),
     )
 
 
@@ -260,7 +253,7 @@ async def share_run_start(request: Request, context: Ctx, user: Viewer) -> Respo
 
 def _too_large(request: Request, context: AppContext, user: User) -> HTMLResponse:
     problem = FormProblem(
-        f"The upload is too large: the source file may be at most {_size(SOURCE_LIMIT)} "
+        f"The upload is too large: the source file may be at most {size_text(SOURCE_LIMIT)} "
         "(for larger files, use `sharewise share run` or the API on files in the data directory)",
         "source-file",
     )
