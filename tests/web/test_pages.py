@@ -56,6 +56,20 @@ def test_a_session_idle_for_15_minutes_ends(site: Site) -> None:
     assert r.status_code == 303 and "/sign-in" in r.headers["location"]
 
 
+def test_a_session_ends_12_hours_after_sign_in_however_active(site: Site) -> None:
+    client = signed_in(site, "rosa")
+    try:
+        for _ in range(12 * 6 - 1):  # a page every 10 minutes for 11 h 50 min: never idle
+            site.clock.offset += dt.timedelta(minutes=10)
+            assert client.get("/requests", follow_redirects=False).status_code == 200
+        site.clock.offset += dt.timedelta(minutes=11)  # 12 h 1 min after sign-in
+        r = client.get("/requests", follow_redirects=False)
+    finally:
+        site.clock.offset = dt.timedelta()
+    assert r.status_code == 303 and "/sign-in" in r.headers["location"]
+    assert client.get("/requests", follow_redirects=False).status_code == 303  # the session was ended, not kept
+
+
 def test_every_main_page_renders_for_its_users(site: Site) -> None:
     for user in ("rosa", "dana", "audrey"):
         client = signed_in(site, user)

@@ -41,7 +41,8 @@ def _ordered(errors: FieldErrors, fields: tuple[str, ...]) -> FieldErrors:
 def _new_session(request: Request, values: dict[str, str]) -> None:
     # A new session whenever what it may do changes, as at sign-in: no fixation, and a new CSRF token.
     request.session.clear()
-    request.session.update({**values, "csrf": secrets.token_urlsafe(32)})
+    since = {"since": values["seen"]} if "seen" in values else {}
+    request.session.update({**values, **since, "csrf": secrets.token_urlsafe(32)})
 
 
 # Overview ------------------------------------------------------------------------------------------

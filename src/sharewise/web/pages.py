@@ -76,6 +76,11 @@ def ctx(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(ctx)]
 
 
+SESSION_LIFETIME = dt.timedelta(
+    hours=12
+)  # from sign-in, however active (SP 800-63B 4.2.3: AAL2 re-authenticates every 12 h)
+
+
 def _now(context: AppContext) -> dt.datetime:
     return context.web.trail.clock()
 
@@ -107,6 +112,12 @@ def _session_user(request: Request, activity: bool) -> User:
     if now - seen > request.app.state.idle_timeout:
         session.clear()
         raise SignInRequired(next_url, "Your session ended after 15 minutes without activity. Please sign in again.")
+    # The absolute limit is checked here, not left to the cookie's max_age: the session middleware
+    # sends the cookie again with each response, so its expiry would move with every page.
+    since = dt.datetime.fromisoformat(session.setdefault("since", now.isoformat()))
+    if now - since > SESSION_LIFETIME:
+        session.clear()
+        raise SignInRequired(next_url, "Your session ended 12 hours after you signed in. Please sign in again.")
     if activity:
         session["seen"] = now.isoformat()
     try:
@@ -233,7 +244,8 @@ def sign_in(
 def start_session(request: Request, context: AppContext, user: User) -> None:
     """A new session for a signed-in person (never the one they arrived with: no fixation), with a new CSRF token."""
     request.session.clear()
-    request.session.update({"uid": user.id, "seen": _now(context).isoformat(), "csrf": secrets.token_urlsafe(32)})
+    now = _now(context).isoformat()
+    request.session.update({"uid": user.id, "seen": now, "since": now, "csrf": secrets.token_urlsafe(32)})
 
 
 @router.post("/sign-out")
@@ -827,7 +839,7 @@ def mount_web(app: FastAPI, secret: str, secure_cookies: bool, idle_timeout: dt.
         SessionMiddleware,
         secret_key=secret,
         session_cookie="sharewise_session",
-        max_age=12 * 3600,  # an absolute limit; the idle limit is checked on every page
+        max_age=int(SESSION_LIFETIME.total_seconds()),  # both limits are also checked on every page
         same_site="lax",
         https_only=secure_cookies,
     )
