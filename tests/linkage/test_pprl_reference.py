@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from sharewise.domain.errors import InvalidDataError
 from sharewise.linkage.pprl import encode as encode_module
+from sharewise.linkage.pprl import kernels
 from sharewise.linkage.pprl import match as match_module
 from sharewise.linkage.pprl.encode import encode
 from sharewise.linkage.pprl.match import MatchOptions, match
@@ -168,12 +169,14 @@ def as_pairs(result: match_module.MatchResult) -> dict[tuple[int, int], float]:
 
 @pytest.fixture
 def small_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tiles and chunks of a few rows, two workers: every multi-tile and multi-chunk path runs on small data."""
+    """Tiles and chunks of a few rows, two workers: every multi-tile, multi-chunk and growing path runs on small data."""
     monkeypatch.setattr(encode_module, "CHUNK_BYTES", 600)
     monkeypatch.setattr(encode_module, "_workers", lambda: 2)
-    monkeypatch.setattr(match_module, "TILE_A", 7)
-    monkeypatch.setattr(match_module, "TILE_B", 13)
-    monkeypatch.setattr(match_module, "PAIR_CHUNK_BYTES", 1000)
+    monkeypatch.setattr(kernels, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(kernels, "TILE_B", 13)
+    monkeypatch.setattr(kernels, "CHUNK_PAIRS", 100)
+    monkeypatch.setattr(kernels, "FIRST_CAPACITY", 1)
+    monkeypatch.setattr(kernels, "threads", lambda: 2)
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
@@ -262,12 +265,8 @@ def _noisy_copies(rng: np.random.Generator, n: int, words: int) -> tuple[npt.NDA
     return a, b[rng.permutation(n)]
 
 
-@pytest.mark.parametrize("unpacked_bytes", [match_module.UNPACKED_BYTES, 0])
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.7, 0.9, 1.0])
-def test_every_pair_matching_equals_the_reference(
-    threshold: float, unpacked_bytes: int, small_tiles: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(match_module, "UNPACKED_BYTES", unpacked_bytes)  # 0: B's tiles unpacked again for each tile
+def test_every_pair_matching_equals_the_reference(threshold: float, small_tiles: None) -> None:
     a, b = _noisy_copies(np.random.default_rng(3), 90, 4)
     b[5] = 0  # an empty encoding: similarity 0 with anything
     result = match(a, b, MatchOptions(threshold=threshold, blocking="none", resolution="all"))

@@ -9,11 +9,8 @@ import numpy.typing as npt
 
 from sharewise.domain.errors import InvalidDataError, Problem
 
-TILE_A = 1024  # rows of A per matrix product (its float32 tile with TILE_B is 16 MB)
-TILE_B = 4096
-UNPACKED_BYTES = 1 << 30  # B unpacked to float32 once, when it takes at most this much memory
 MAX_ROUNDS = 64  # rounds of mutual best before one_to_one finishes pair by pair
-PAIR_CHUNK_BYTES = 1 << 24  # candidate pairs gathered per pass (both sides' words)
+WEIGHT_ROWS = 256  # distinct weights of A whose windows of partner weights are found at once
 Pairs = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]
 
 
@@ -28,12 +25,11 @@ class MatchOptions:
     per_band: float = 4.0  # expected false candidates per record and band (sets the band width)
     max_block: int = 2000
     seed: int = 7
-    chunk: int = 1_000_000
 
 
 @dataclass(frozen=True)
 class MatchResult:
-    """Matched index pairs with their Dice similarity, and how many comparisons were computed."""
+    """Matched index pairs with their Dice similarity, and how many AND-popcounts (comparisons) were computed."""
 
     left: npt.NDArray[np.int64]
     right: npt.NDArray[np.int64]
@@ -63,22 +59,47 @@ def _at_least(score: npt.NDArray[np.float32], threshold: float) -> npt.NDArray[n
     return score >= np.float32(threshold)
 
 
-def dice_pairs(
-    a: npt.NDArray[np.uint64],
-    b: npt.NDArray[np.uint64],
-    left: npt.NDArray[np.int64],
-    right: npt.NDArray[np.int64],
-    chunk: int,
-) -> npt.NDArray[np.float32]:
-    """Dice similarity of the given pairs, in chunks (AND, popcount, sum over 64-bit words)."""
-    count_a, count_b = popcounts(a), popcounts(b)
-    out = np.empty(len(left), dtype=np.float32)
-    step = max(1, min(chunk, PAIR_CHUNK_BYTES // max(a.shape[1] * 8, 1)))
-    for start in range(0, len(left), step):
-        li, ri = left[start : start + step], right[start : start + step]
-        both = np.bitwise_count(a[li] & b[ri]).sum(axis=1, dtype=np.int64)
-        out[start : start + step] = _similarity(both, count_a[li] + count_b[ri])
-    return out
+def needed(threshold: float, max_total: int) -> npt.NDArray[np.int64]:
+    """For each total weight T = |a| + |b| up to max_total, the least |a AND b| whose similarity reaches the threshold.
+
+    T // 2 + 1 (more than any pair of total T can share) when none does. Found by bisection with `_similarity`
+    itself (the score only grows with |a AND b|), so the kernels' integer test keeps exactly the pairs whose float32
+    score is at or above the threshold.
+    """
+    total = np.arange(max_total + 1, dtype=np.int64)
+    low, high = np.zeros_like(total), total // 2 + 1
+    while True:
+        open_ = low < high
+        if not open_.any():
+            return low
+        middle = (low + high) // 2
+        passes = _at_least(_similarity(middle, total), threshold)
+        high = np.where(open_ & passes, middle, high)
+        low = np.where(open_ & ~passes, middle + 1, low)
+
+
+def _windows(
+    sorted_a: npt.NDArray[np.int64], sorted_b: npt.NDArray[np.int64], need: npt.NDArray[np.int64], bits: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For each row of A (sorted by weight), the rows lo..hi of B (sorted by weight) that can reach the threshold.
+
+    A pair can only reach it when min(|a|, |b|) >= need[|a| + |b|] (|a AND b| is at most the smaller weight; this
+    is anonlink's bound 2 min / (|a| + |b|)). For one |a| the partner weights that pass form an interval (the bound
+    rises up to |b| = |a| and falls after), found exactly for each distinct weight of A.
+    """
+    weights, inverse = np.unique(sorted_a, return_inverse=True)
+    partner = np.arange(bits + 1, dtype=np.int64)
+    first = np.full(len(weights), bits + 1, dtype=np.int64)
+    last = np.full(len(weights), -1, dtype=np.int64)
+    for start in range(0, len(weights), WEIGHT_ROWS):
+        mine = weights[start : start + WEIGHT_ROWS, None]
+        passes = np.minimum(mine, partner) >= need[mine + partner]
+        some = passes.any(axis=1)
+        first[start : start + WEIGHT_ROWS] = np.where(some, passes.argmax(axis=1), bits + 1)
+        last[start : start + WEIGHT_ROWS] = np.where(some, bits - passes[:, ::-1].argmax(axis=1), -1)
+    lo = np.searchsorted(sorted_b, first[inverse], side="left").astype(np.int64)
+    hi = np.searchsorted(sorted_b, last[inverse], side="right").astype(np.int64)
+    return lo, np.maximum(hi, lo)
 
 
 def _lsh_candidates(
@@ -127,66 +148,49 @@ def _band_keys(unpacked: npt.NDArray[np.uint8], positions: npt.NDArray[np.int64]
     return padded.view(np.uint64)[:, 0]
 
 
-def _count_window(count: npt.NDArray[np.int64], threshold: float) -> tuple[float, float]:
-    """The partner counts that can reach the threshold: Dice <= 2 min / (|a| + |b|), so |b| within a ratio of |a|."""
-    if threshold <= 0:
-        return 0.0, float("inf")
-    slack = 1e-6  # float32 rounding of the similarity: never prune a pair the threshold could keep
-    low = float(count.min()) * threshold / (2.0 - threshold) * (1 - slack)
-    high = float(count.max()) * (2.0 - threshold) / threshold * (1 + slack)
-    return low, high
+def _dense(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64], threshold: float) -> tuple[Pairs, int]:
+    """Every pair that reaches the threshold, with the compiled AND-popcount kernel; never a score per pair.
 
-
-def _dense(a_bits: npt.NDArray[np.uint8], b_bits: npt.NDArray[np.uint8], threshold: float) -> tuple[Pairs, int]:
-    """Every pair that can reach the threshold, as float32 matrix products of 0/1 bit matrices (BLAS).
-
-    Records are sorted by their number of ones and a tile of A meets only the slice of B whose counts can reach the
-    threshold (the bound anonlink prunes with; it prunes nothing when every encoding has the same weight, as balanced
-    ones do). Products are exact integers in float32; a cheap scalar bound per tile discards most pairs, and the
-    survivors get the exact similarity. Returns the pairs (sorted) and the number of pairs compared.
+    Records are sorted by weight and each row of A meets only the rows of B whose weights can reach the threshold
+    (this prunes nothing when every encoding has the same weight, as balanced ones do). Returns the pairs (sorted)
+    and the number of AND-popcounts computed.
     """
-    count_a, count_b = popcounts(_words(a_bits)), popcounts(_words(b_bits))
+    from sharewise.linkage.pprl import kernels  # numba loads in about a second: only when matching
+
+    count_a, count_b = popcounts(a), popcounts(b)
     order_a, order_b = np.argsort(count_a, kind="stable"), np.argsort(count_b, kind="stable")
-    sorted_a, sorted_b = count_a[order_a], count_b[order_b]
-    lefts, rights, scores = [], [], []
-    compared = 0
-    unpacked: dict[tuple[int, int], npt.NDArray[np.float32]] = {}  # B's tiles as float32, when they fit the budget
-    keep_unpacked = len(b_bits) * b_bits.shape[1] * 8 * 4 <= UNPACKED_BYTES
-    for a_start in range(0, len(order_a), TILE_A):
-        rows_a = order_a[a_start : a_start + TILE_A]
-        low, high = _count_window(sorted_a[a_start : a_start + TILE_A], threshold)
-        b_lo = int(np.searchsorted(sorted_b, low, side="left"))
-        b_hi = int(np.searchsorted(sorted_b, high, side="right"))
-        if b_hi <= b_lo:
-            continue
-        fa = np.unpackbits(a_bits[rows_a], axis=1).astype(np.float32)
-        ca = count_a[rows_a]
-        for b_start in range(b_lo, b_hi, TILE_B):
-            rows_b = order_b[b_start : min(b_hi, b_start + TILE_B)]
-            key = (b_start, len(rows_b))
-            fb = unpacked.get(key)
-            if fb is None:
-                fb = np.unpackbits(b_bits[rows_b], axis=1).astype(np.float32)
-                if keep_unpacked:
-                    unpacked[key] = fb
-            cb = count_b[rows_b]
-            both = fa @ fb.T
-            compared += both.size
-            # Dice >= t needs 2 |a AND b| >= t (|a| + |b|) >= t (min |a| + min |b|) over the tile.
-            floor = threshold * float(ca.min() + cb.min()) / 2.0 * (1 - 1e-6) if threshold > 0 else -1.0
-            li, ri = np.nonzero(both >= floor)
-            if not len(li):
-                continue
-            score = _similarity(both[li, ri], ca[li] + cb[ri])
-            keep = _at_least(score, threshold)
-            lefts.append(rows_a[li[keep]])
-            rights.append(rows_b[ri[keep]])
-            scores.append(score[keep])
-    if not lefts:
-        return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)), compared
-    left, right, score = np.concatenate(lefts), np.concatenate(rights), np.concatenate(scores)
+    need = needed(threshold, 2 * 64 * a.shape[1])
+    lo, hi = _windows(count_a[order_a], count_b[order_b], need, 64 * a.shape[1])
+    rows_a, rows_b, both = kernels.dense_pairs(
+        np.ascontiguousarray(a[order_a]),
+        np.ascontiguousarray(b[order_b]),
+        count_a[order_a],
+        count_b[order_b],
+        lo,
+        hi,
+        need,
+    )
+    left, right = order_a[rows_a].astype(np.int64), order_b[rows_b].astype(np.int64)
+    score = _similarity(both, count_a[left] + count_b[right])
     order = np.lexsort((right, left))
-    return (left[order].astype(np.int64), right[order].astype(np.int64), score[order]), compared
+    return (left[order], right[order], score[order]), int((hi - lo).sum())
+
+
+def _candidates(
+    a: npt.NDArray[np.uint64],
+    b: npt.NDArray[np.uint64],
+    left: npt.NDArray[np.int64],
+    right: npt.NDArray[np.int64],
+    threshold: float,
+) -> Pairs:
+    """The candidate pairs that reach the threshold, with their similarity (the kernel keeps them in order)."""
+    from sharewise.linkage.pprl import kernels
+
+    count_a, count_b = popcounts(a), popcounts(b)
+    need = needed(threshold, 2 * 64 * a.shape[1])
+    keep, both = kernels.candidate_pairs(a, b, count_a, count_b, left, right, need)
+    left, right = left[keep], right[keep]
+    return left, right, _similarity(both, count_a[left] + count_b[right])
 
 
 def mutual_best(
@@ -243,13 +247,11 @@ def match(a_bits: npt.NDArray[np.uint8], b_bits: npt.NDArray[np.uint8], options:
         raise InvalidDataError("wrong encodings", [Problem("clk", "the two files' encodings have different lengths")])
     a, b = _words(a_bits), _words(b_bits)
     if options.blocking == "lsh":
-        left, right = _lsh_candidates(a_bits, b_bits, options)
-        score = dice_pairs(a, b, left, right, options.chunk)
-        compared = len(left)
-        keep = _at_least(score, options.threshold)
-        left, right, score = left[keep], right[keep], score[keep]
+        candidate_left, candidate_right = _lsh_candidates(a_bits, b_bits, options)
+        left, right, score = _candidates(a, b, candidate_left, candidate_right, options.threshold)
+        compared = len(candidate_left)
     elif options.blocking == "none":
-        (left, right, score), compared = _dense(a_bits, b_bits, options.threshold)
+        (left, right, score), compared = _dense(a, b, options.threshold)
     else:
         raise InvalidDataError("invalid option", [Problem("--blocking", "lsh or none")])
     if options.resolution == "one_to_one":
