@@ -116,6 +116,9 @@ def test_the_part2_notice_is_the_version_in_force_on_the_date(law: LawPack) -> N
     new = form_for(law, "sud", as_of="2026-03-01")
     assert old.part2_notice is not None and "A general authorization" in old.part2_notice
     assert new.part2_notice is not None and "civil, criminal, administrative, or legislative" in new.part2_notice
+    # The 2024 wording is only partly verified: whoever generates the form is told, the 2018 one needs no such note.
+    assert any("42 CFR 2.32(a)(1) notice for this date needs counsel's review" in w for w in new.warnings)
+    assert not any("counsel's review" in w for w in old.warnings)
 
 
 def test_a_victim_services_form_requires_an_end_date_and_says_services_do_not_depend_on_it(law: LawPack) -> None:

@@ -151,3 +151,36 @@ def test_a_consent_missing_required_elements_is_not_recorded(site: Site) -> None
     # The law is named by its title in the law pack, as privacy officers know it, not by sharewise's id.
     title = "Confidentiality of substance use disorder patient records (42 CFR Part 2)"
     assert f"{title} requires &#39;" in r.text and "part2 requires" not in r.text
+
+
+CONSENT_CASE = (
+    "source=sud_treatment&kind=state_or_local_agency&rprogram=child_welfare&purpose=service_delivery"
+    "&data=identity&data=sud_treatment_information"
+)
+
+
+def test_an_interview_that_needs_consent_offers_the_consent_form_in_each_format(site: Site) -> None:
+    client = signed_in(site, "rosa")
+    page = client.get(f"/interview?{CONSENT_CASE}")
+    assert page.status_code == 200 and "Print a consent form" in page.text
+    assert "needs counsel&#39;s review before use" in page.text  # the 2024 Part 2 notice awaits counsel
+    links = re.findall(r'href="(/interview/consent-form\?[^"]+)"', page.text)
+    assert [link.rsplit("format=", 1)[1] for link in links] == ["docx", "pdf", "html"]
+    pdf = client.get(links[1].replace("&amp;", "&"))
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF") and 'filename="consent-form.pdf"' in pdf.headers["content-disposition"]
+    docx = client.get(links[0].replace("&amp;", "&"))
+    assert docx.status_code == 200 and docx.content.startswith(b"PK")
+    html = client.get(links[2].replace("&amp;", "&"))
+    assert "42 CFR" in html.text and "Substance use disorder" in html.text
+
+
+def test_the_consent_form_link_refuses_a_bad_format_an_unfinished_interview_and_a_prohibited_share(site: Site) -> None:
+    client = signed_in(site, "rosa")
+    assert client.get(f"/interview/consent-form?{CONSENT_CASE}&format=odt").status_code == 422
+    assert client.get("/interview/consent-form?source=snap&format=pdf").status_code == 422
+    fti = "source=child_support&kind=state_or_local_agency&purpose=eligibility_determination&data=federal_tax_information"
+    assert "Print a consent form" not in client.get(f"/interview?{fti}").text
+    assert client.get(f"/interview/consent-form?{fti}").status_code in (403, 404, 409, 422)
+    anonymous = TestClient(site.app, base_url="https://testserver")
+    assert anonymous.get(f"/interview/consent-form?{CONSENT_CASE}", follow_redirects=False).status_code == 303

@@ -162,7 +162,9 @@ def build_form(
         for sid, laws in statement_laws.items()
         if sid in STATEMENTS
     )
-    notice, cite = _part2_notice(text, as_of) if part2 else (None, None)
+    notice, cite, notice_notes = _part2_notice(text, as_of) if part2 else (None, None, None)
+    if notice_notes:
+        warnings.append(f"the {cite} notice for this date needs counsel's review before use: {notice_notes}")
     protected_text: dict[str, dict[str, str]] = text["protected"]
     boxes = [
         CheckBox(
@@ -220,13 +222,15 @@ def build_form(
     )
 
 
-def _part2_notice(text: dict[str, Any], as_of: dt.date) -> tuple[str | None, str | None]:
+def _part2_notice(text: dict[str, Any], as_of: dt.date) -> tuple[str | None, str | None, str | None]:
+    """The 42 CFR 2.32 statement in force on the date, its citation, and the reviewers' notes on its text (if any)."""
     for version in text["part2_notice"]:
         start = version["effective_from"]
         end = version.get("effective_to")
         if start <= as_of and (end is None or as_of <= end):
-            return " ".join(version["text"].split()), str(version["cite"])
-    return None, None
+            notes = " ".join(str(version["notes"]).split()) if version.get("notes") else None
+            return " ".join(version["text"].split()), str(version["cite"]), notes
+    return None, None, None
 
 
 # Rendering ---------------------------------------------------------------------------------

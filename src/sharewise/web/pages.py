@@ -15,22 +15,26 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import MutableHeaders, QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from sharewise.api.context import AppContext
 from sharewise.api.problems import status_for
 from sharewise.api.routes import authority_json, rule_json, search_rules
+from sharewise.api.routes_data import DOCUMENT_TYPES as CONSENT_FORM_TYPES
+from sharewise.consent import forms as consent_forms
 from sharewise.domain.consent import STATEMENTS, ConsentRecord, PersonIdentifiers, Revocation
 from sharewise.domain.determination import Determination
-from sharewise.domain.errors import AccessDeniedError, InvalidDataError, SharewiseError
+from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidRequestError, Problem, SharewiseError
+from sharewise.domain.outcome import Outcome
 from sharewise.policy.request_parse import parse_request
 from sharewise.services import accounting as accounting_service
 from sharewise.services import accounts as accounts_service
 from sharewise.services import agreement_registry, law_library
 from sharewise.services import audit as audit_service
 from sharewise.services import consents as consent_service
+from sharewise.services import documents as documents_service
 from sharewise.services import security as security_service
 from sharewise.services import workflow as workflow_service
 from sharewise.services.determinations import determine
@@ -307,11 +311,9 @@ def citation_links(context: AppContext) -> dict[str, str]:
     return links
 
 
-@router.get("/interview")
-def interview(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
-    query = request.query_params
-    v = context.law.vocabulary
-    params: dict[str, Any] = {
+def _interview_params(query: QueryParams) -> dict[str, Any]:
+    """The interview's answers, as its query string carries them."""
+    return {
         "source": query.get("source") or None,
         "kind": query.get("kind") or None,
         "rprogram": query.get("rprogram") or None,
@@ -320,6 +322,12 @@ def interview(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
         "form": query.get("form") or "identified",
         "facts": {k[5:]: val for k, val in query.items() if k.startswith("fact_")},
     }
+
+
+@router.get("/interview")
+def interview(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
+    v = context.law.vocabulary
+    params = _interview_params(request.query_params)
     raw = _interview_request(params)
     det: Determination | None = None
     error: SharewiseError | None = None
@@ -329,6 +337,15 @@ def interview(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
         except SharewiseError as exc:
             error = exc
     questions = []
+    consent_form: dict[str, Any] | None = None
+    if det is not None and raw is not None and any(a.outcome == Outcome.CONSENT_REQUIRED for a in det.authorities):
+        try:
+            form = documents_service.consent_form(context.law, parse_request(raw, v), context.today())
+        except SharewiseError:
+            pass  # consent cannot make it lawful, or no authority offers it: no form to print
+        else:
+            query = str(request.url.query)
+            consent_form = {"query": query, "warnings": form.warnings, "formats": consent_forms.FORMATS}
     if det is not None:
         for q in det.questions:
             fact = q.fact[6:] if q.fact.startswith("facts.") else None
@@ -342,9 +359,36 @@ def interview(request: Request, context: Ctx, user: Viewer) -> HTMLResponse:
         det=det,
         error=error,
         questions=questions,
+        consent_form=consent_form,
         request_json=json.dumps(raw) if raw else "",
         links=citation_links(context) if det else {},
         doc_labels=v.documents,
+    )
+
+
+@router.get("/interview/consent-form")
+def interview_consent_form(request: Request, context: Ctx, user: Viewer) -> Response:
+    """The universal consent form for the interview's answers (PDF, DOCX or HTML), as the API makes it.
+
+    A blank form holds no personal data, so, as in the API, anyone signed in may print one. Text
+    that awaits counsel's review is listed on the interview page, next to the links.
+    """
+    fmt = request.query_params.get("format") or "pdf"
+    if fmt not in consent_forms.FORMATS:
+        raise InvalidRequestError(
+            "invalid option", [Problem("format", f"'{fmt}' is not one of {', '.join(consent_forms.FORMATS)}")]
+        )
+    raw = _interview_request(_interview_params(request.query_params))
+    if raw is None:
+        raise InvalidRequestError(
+            "the interview is not finished",
+            [Problem("interview", "answer whose records, to whom, for what and which data first")],
+        )
+    form = documents_service.consent_form(context.law, parse_request(raw, context.law.vocabulary), context.today())
+    return Response(
+        consent_forms.render(form, fmt),
+        media_type=CONSENT_FORM_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="consent-form.{fmt}"'},
     )
 
 
