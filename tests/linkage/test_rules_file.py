@@ -176,6 +176,12 @@ def test_link_and_dedupe_apply_the_rules_file_given(
     assert outcome.details["cannot_link_rules"] == details["cannot_link_rules"] == "file"
     assert details["cannot_link_rules_sha256"] == hashlib.sha256(rules.read_bytes()).hexdigest()
     assert str(tmp_path) not in str(details) and "rules.yaml" not in str(details)
+    assert details["pairs_vetoed"] >= 290  # the audit says how many scored pairs the rule removed
+    deduped = MemoryAuditSink()
+    custom = LinkOptions(threshold=0.9, training=LIGHT, cannot_link_rules=read_rules(rules))
+    linkage.dedupe_file(first, tmp_path / "clusters.csv", custom, sink=deduped)
+    assert deduped.events[0].details["pairs_vetoed"] > 0
+    assert isinstance(deduped.events[0].details["clusters_split"], int)
 
 
 def test_evaluate_records_its_engine_and_rules(tmp_path: Path) -> None:

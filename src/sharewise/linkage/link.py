@@ -18,7 +18,7 @@ from splink.internals.exceptions import SplinkException
 
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.domain.events import DetailValue
-from sharewise.linkage.constraints import CannotLinkRules, apply_constraints, default_rules, provenance
+from sharewise.linkage.constraints import CannotLinkRules, Constrained, apply_constraints, default_rules, provenance
 from sharewise.linkage.model import SPLINK_LOG_LEVEL, TrainedModel, TrainingOptions, available_columns, train
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ class LinkResult:
     comparisons: tuple[str, ...]
     candidate_pairs: int
     model: TrainedModel
+    pairs_vetoed: int = 0  # scored pairs at the threshold that the cannot-link rules removed
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class DedupeResult:
     comparisons: tuple[str, ...]
     model: TrainedModel
     trained: bool
+    pairs_vetoed: int = 0  # scored pairs at the threshold that the cannot-link rules removed
+    clusters_split: int = 0  # persons built through other records that the rules split
 
 
 def _quiet_splink() -> None:
@@ -233,12 +236,12 @@ def _constrained(
     threshold: float,
     cluster: bool,
     rules: CannotLinkRules,
-) -> tuple[str, pa.Table]:
+) -> tuple[str, Constrained]:
     """The scored pairs at the threshold without those the cannot-link rules veto (a table the engine can query)
-    and, when deduplicating, clusters that respect the rules (`linkage/constraints.py`, DuckDB SQL)."""
+    and what the rules did: when deduplicating, clusters that respect them (`linkage/constraints.py`, DuckDB SQL)."""
     if isinstance(engine, DuckDBEngine):
         result = apply_constraints(engine.con, name, records, threshold, rules, cluster=cluster)
-        return result.edges, result.clusters
+        return result.edges, result
     # Another engine: its pairs at the threshold (ids and scores only) go through a local DuckDB and come back.
     sources = "" if cluster else "source_dataset_l, source_dataset_r, "
     scored = engine.arrow(
@@ -252,7 +255,7 @@ def _constrained(
         kept = local.sql(f"SELECT * FROM {result.edges}").to_arrow_table()
     finally:
         local.close()
-    return engine.register(kept, "sw_constrained_pairs").physical_name, result.clusters
+    return engine.register(kept, "sw_constrained_pairs").physical_name, result
 
 
 def cluster(linker: Linker, predictions: SplinkDataFrame, threshold: float) -> SplinkDataFrame:
@@ -291,9 +294,11 @@ def link(left: pa.Table, right: pa.Table, options: LinkOptions, progress: Progre
             name = predictions.physical_name
             candidate_pairs = engine.arrow(f"SELECT count(*) AS n FROM {name}").column("n")[0].as_py()
             rules = options.rules
+            vetoed = 0
             if rules is not None:
                 records = {"file_a": left, "file_b": right}
-                name, _ = _constrained(engine, name, records, options.threshold, False, rules)
+                name, applied = _constrained(engine, name, records, options.threshold, False, rules)
+                vetoed = applied.pairs_vetoed
             # Orient each pair as (left file, right file) whatever order Splink chose.
             oriented = f"""
                 SELECT CASE WHEN source_dataset_l = 'file_a' THEN record_id_l ELSE record_id_r END AS left_id,
@@ -315,7 +320,7 @@ def link(left: pa.Table, right: pa.Table, options: LinkOptions, progress: Progre
         if options.explain_path:
             with progress.step("explaining match weights (waterfall chart)"), engine.failures("explaining"):
                 _explain(linker, predictions, engine, options.explain_path, options.explain_pairs)
-        return LinkResult(pairs, model.comparisons, int(candidate_pairs), model)
+        return LinkResult(pairs, model.comparisons, int(candidate_pairs), model, vetoed)
     finally:
         engine.close()
 
@@ -354,9 +359,11 @@ def dedupe(
         with progress.step("clustering into persons"), engine.failures("clustering"):
             scored = predictions.physical_name
             rules = options.rules
+            vetoed = split = 0
             if rules is not None:
-                scored, constrained = _constrained(engine, scored, people, options.threshold, True, rules)
-                cluster_table = constrained.select(CLUSTERS.names).cast(CLUSTERS)
+                scored, applied = _constrained(engine, scored, people, options.threshold, True, rules)
+                cluster_table = applied.clusters.select(CLUSTERS.names).cast(CLUSTERS)
+                vetoed, split = applied.pairs_vetoed, applied.clusters_split
             else:
                 clusters = cluster(linker, predictions, options.threshold)
                 cluster_table = _collect(
@@ -374,6 +381,6 @@ def dedupe(
         if options.explain_path:
             with progress.step("explaining match weights (waterfall chart)"), engine.failures("explaining"):
                 _explain(linker, predictions, engine, options.explain_path, options.explain_pairs)
-        return DedupeResult(cluster_table, pairs, model.comparisons, model, trained)
+        return DedupeResult(cluster_table, pairs, model.comparisons, model, trained, vetoed, split)
     finally:
         engine.close()

@@ -93,6 +93,7 @@ def link_files(
         "threshold": options.threshold,
         "one_to_one": options.one_to_one,
         "comparisons": ",".join(result.comparisons),
+        "pairs_vetoed": result.pairs_vetoed,
         **options.audit_details(),
     }
     _audit(sink, "linkage-executed", actor, out.name, {"kind": "link", **details})
@@ -165,6 +166,8 @@ def dedupe_file(
         "persons_split": counts["split"],
         "model": "trained" if result.trained else "reused",
         "model_batch": batch_number if result.trained or saved is None else saved[0],
+        "pairs_vetoed": result.pairs_vetoed,
+        "clusters_split": result.clusters_split,
         **options.audit_details(),
     }
     _audit(sink, "linkage-executed", actor, out.name, {"kind": "dedupe", **details})
