@@ -179,7 +179,9 @@ def test_the_consent_form_link_refuses_a_bad_format_an_unfinished_interview_and_
     client = signed_in(site, "rosa")
     assert client.get(f"/interview/consent-form?{CONSENT_CASE}&format=odt").status_code == 422
     assert client.get("/interview/consent-form?source=snap&format=pdf").status_code == 422
-    fti = "source=child_support&kind=state_or_local_agency&purpose=eligibility_determination&data=federal_tax_information"
+    fti = (
+        "source=child_support&kind=state_or_local_agency&purpose=eligibility_determination&data=federal_tax_information"
+    )
     assert "Print a consent form" not in client.get(f"/interview?{fti}").text
     assert client.get(f"/interview/consent-form?{fti}").status_code in (403, 404, 409, 422)
     anonymous = TestClient(site.app, base_url="https://testserver")
