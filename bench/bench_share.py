@@ -4,13 +4,18 @@ Run: `uv run python bench/bench_share.py` (10 million rows on DuckDB, 1 million 
 3-4 minutes on 2 cores). `--rows N` and `--spark-rows N` scale it; `--spark-rows 0` skips Spark.
 `--date-shift DAYS` also runs the spec with both dates shifted per person (keyed by client_id,
 up to DAYS either way) instead of the year reduction, and reports its cost against the spec.
+`--variants` also writes the same share in other ways, to show what each cost is: HMAC in SQL
+instead of the compiled kernel, zstd at DuckDB's default level, Snappy.
 
 The spec is the issue's typical one: a projection of 7 of 10 columns, two HMAC-SHA256
 pseudonyms, a date reduced to its year and a ZIP code reduced to three digits (000 for the
 restricted prefixes). The floor, run on the same data in the same process, is DuckDB's own
-`COPY (SELECT needed columns) TO parquet`. Peak memory is the process's peak resident set size
-sampled every 20 ms while each step runs; the extract is also run on a quarter of the rows to
-show that memory does not grow with the row count.
+`COPY (SELECT needed columns) TO parquet`, with the writer settings the share uses. Peak memory is
+the process's peak resident set size sampled every 20 ms while each step runs; the extract is
+also run on a quarter of the rows to show that memory does not grow with the row count. CPU is
+the process's CPU seconds (all DuckDB threads): on a loaded machine, rows per CPU-second moves
+less than rows per second. The compiled HMAC's start-up (import numba, load or compile the
+kernel, self-test) is a once-per-process cost, timed on its own before the share.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from pathlib import Path
 
 import psutil
 
+from sharewise.pipeline import hmac_kernel
 from sharewise.pipeline.backend import Backend, ParquetInput, PseudonymPads
-from sharewise.pipeline.duckdb_backend import DuckDBBackend
+from sharewise.pipeline.duckdb_backend import PARQUET_OPTIONS, DuckDBBackend
 from sharewise.pipeline.extract import extract
 from sharewise.pipeline.spec import DATE_SHIFT, KEEP, PSEUDONYMIZE, YEAR, ZIP3, DateShift, FieldPlan, ShareSpec
+from sharewise.pipeline.sql import base_sql
 
 AS_OF = dt.date(2026, 3, 1)
 KEY = bytes(range(32))
@@ -79,8 +86,21 @@ def generate(path: Path, rows: int) -> None:
     )
 
 
-def measured(fn: Callable[[], object]) -> tuple[float, int]:
-    """Seconds, and the peak RSS in bytes while fn ran."""
+@dataclasses.dataclass(frozen=True)
+class Measure:
+    seconds: float
+    cpu: float  # CPU seconds of the whole process (every engine thread)
+    peak: int  # peak RSS in bytes
+
+    def line(self, rows: int) -> str:
+        return (
+            f"{self.seconds:6.2f} s  {rows / self.seconds / 1e6:5.2f} M rows/s  CPU {self.cpu:6.2f} s "
+            f"({rows / self.cpu / 1e6:4.2f} M rows per CPU-s)  peak RSS {self.peak / 2**20:,.0f} MiB"
+        )
+
+
+def measured(fn: Callable[[], object]) -> Measure:
+    """Seconds, CPU seconds, and the peak RSS in bytes while fn ran."""
     process = psutil.Process()
     peak = process.memory_info().rss
     done = threading.Event()
@@ -93,18 +113,29 @@ def measured(fn: Callable[[], object]) -> tuple[float, int]:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
+    cpu = time.process_time()
     try:
         fn()
     finally:
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu
         done.set()
         sampler.join()
-    return elapsed, max(peak, process.memory_info().rss)
+    return Measure(elapsed, cpu, max(peak, process.memory_info().rss))
 
 
 def run_extract(backend: Backend, source: Path, out: Path, spec: ShareSpec = SPEC) -> int:
     backend.register_input(ParquetInput(source))
     return extract(backend, spec, out, "parquet", AS_OF, PseudonymPads.from_key(KEY)).rows
+
+
+def copy_share(source: Path, target: Path, options: str, threads: int, compiled_hmac: bool = True) -> None:
+    """The share's SQL written by a plain COPY with the given writer options (for --variants)."""
+    backend = DuckDBBackend(threads=threads, compiled_hmac=compiled_hmac)
+    backend.register_input(ParquetInput(source))
+    backend.register_key(PseudonymPads.from_key(KEY))
+    backend.con.execute(f"COPY ({base_sql(SPEC.fields, AS_OF.year)}) TO '{target}' ({options})")
+    backend.close()
 
 
 def main() -> None:
@@ -115,54 +146,82 @@ def main() -> None:
     parser.add_argument(
         "--date-shift", type=int, default=0, metavar="DAYS", help="also measure per-person date shifting"
     )
+    parser.add_argument("--variants", action="store_true", help="also measure SQL HMAC, zstd level 3 and Snappy")
     args = parser.parse_args()
+    rows = args.rows
     work = Path(tempfile.mkdtemp(prefix="sharewise-bench-"))
     try:
         print(
-            f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; DuckDB threads {args.threads}"
+            f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; DuckDB threads {args.threads}; "
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         source = work / "input.parquet"
-        seconds, _ = measured(lambda: generate(source, args.rows))
-        print(f"generated {args.rows:,} rows in {seconds:.1f} s ({source.stat().st_size / 2**20:.0f} MiB parquet)")
+        seconds = measured(lambda: generate(source, rows)).seconds
+        print(f"generated {rows:,} rows in {seconds:.1f} s ({source.stat().st_size / 2**20:.0f} MiB parquet)")
+
+        start = time.perf_counter()
+        engine = hmac_kernel.compiled_hmac()
+        print(
+            f"compiled HMAC start-up: {time.perf_counter() - start:.2f} s "
+            f"(engine: {engine.name if engine else 'none, HMAC in SQL'})"
+        )
 
         floor = DuckDBBackend(threads=args.threads)
         floor.register_input(ParquetInput(source))
         columns = ", ".join(NEEDED)
-        floor_s, floor_mem = measured(
+        floor_m = measured(
             lambda: floor.con.execute(
-                f"COPY (SELECT {columns} FROM sw_source) TO '{work / 'floor.parquet'}' (FORMAT parquet, COMPRESSION zstd)"
+                f"COPY (SELECT {columns} FROM sw_source) TO '{work / 'floor.parquet'}' ({PARQUET_OPTIONS})"
             )
         )
         floor.close()
-        print(
-            f"floor  (plain COPY of the needed columns): {floor_s:6.2f} s  {args.rows / floor_s / 1e6:5.2f} M rows/s  peak RSS {floor_mem / 2**20:,.0f} MiB"
-        )
+        print(f"floor  (plain COPY of the needed columns): {floor_m.line(rows)}")
 
         backend = DuckDBBackend(threads=args.threads)
-        share_s, share_mem = measured(lambda: run_extract(backend, source, work / "share"))
+        share_m = measured(lambda: run_extract(backend, source, work / "share"))
         backend.close()
-        print(
-            f"share  (2 HMACs, year, ZIP3):              {share_s:6.2f} s  {args.rows / share_s / 1e6:5.2f} M rows/s  peak RSS {share_mem / 2**20:,.0f} MiB"
-        )
-        print(f"ratio share / floor: {share_s / floor_s:.2f}x")
+        share_size = sum(f.stat().st_size for f in (work / "share").rglob("*.parquet"))
+        print(f"share  (2 HMACs, year, ZIP3):              {share_m.line(rows)}  ({share_size / 2**20:,.0f} MiB)")
+        print(f"ratio share / floor: {share_m.seconds / floor_m.seconds:.2f}x (CPU {share_m.cpu / floor_m.cpu:.2f}x)")
+
+        if args.variants:
+            for label, options, compiled in (
+                ("share, HMAC in SQL", PARQUET_OPTIONS, False),
+                ("share, zstd at DuckDB's default level 3", "FORMAT parquet, COMPRESSION zstd", True),
+                ("share, Snappy", "FORMAT parquet, COMPRESSION snappy", True),
+            ):
+                target = work / f"variant-{len(list(work.glob('variant-*')))}.parquet"
+                m = measured(lambda: copy_share(source, target, options, args.threads, compiled))  # noqa: B023
+                print(f"{label + ':':42} {m.line(rows)}  ({target.stat().st_size / 2**20:,.0f} MiB)")
+            default_floor = work / "floor-default.parquet"
+            floor = DuckDBBackend(threads=args.threads)
+            floor.register_input(ParquetInput(source))
+            m = measured(
+                lambda: floor.con.execute(
+                    f"COPY (SELECT {columns} FROM sw_source) TO '{default_floor}' (FORMAT parquet, COMPRESSION zstd)"
+                )
+            )
+            floor.close()
+            print(f"{'floor, zstd at the default level 3:':42} {m.line(rows)}")
 
         if args.date_shift:
             backend = DuckDBBackend(threads=args.threads)
             spec = shifted_spec(args.date_shift)
-            shift_s, shift_mem = measured(lambda: run_extract(backend, source, work / "share-shifted", spec))
+            shift_m = measured(lambda: run_extract(backend, source, work / "share-shifted", spec))
             backend.close()
+            print(f"share with dates shifted (±{args.date_shift} d):  {shift_m.line(rows)}")
             print(
-                f"share with dates shifted (±{args.date_shift} d):  {shift_s:6.2f} s  {args.rows / shift_s / 1e6:5.2f} M rows/s  peak RSS {shift_mem / 2**20:,.0f} MiB"
+                f"ratio shifted / share: {shift_m.seconds / share_m.seconds:.2f}x; "
+                f"shifted / floor: {shift_m.seconds / floor_m.seconds:.2f}x"
             )
-            print(f"ratio shifted / share: {shift_s / share_s:.2f}x; shifted / floor: {shift_s / floor_s:.2f}x")
 
         quarter = work / "quarter.parquet"
-        generate(quarter, args.rows // 4)
+        generate(quarter, rows // 4)
         backend = DuckDBBackend(threads=args.threads)
-        q_s, q_mem = measured(lambda: run_extract(backend, quarter, work / "share-quarter"))
+        q_m = measured(lambda: run_extract(backend, quarter, work / "share-quarter"))
         backend.close()
         print(
-            f"share on {args.rows // 4:,} rows:               {q_s:6.2f} s  peak RSS {q_mem / 2**20:,.0f} MiB (memory vs row count)"
+            f"share on {rows // 4:,} rows:               {q_m.seconds:6.2f} s  peak RSS {q_m.peak / 2**20:,.0f} MiB (memory vs row count)"
         )
 
         if args.spark_rows:
@@ -175,11 +234,12 @@ def main() -> None:
             print(f"spark  session start: {time.perf_counter() - start:.1f} s")
             spark = SparkBackend(session)
             run_extract(spark, spark_source, work / "spark-warmup")  # JIT and catalogue warm-up
-            spark_s, _ = measured(lambda: run_extract(spark, spark_source, work / "spark-share"))
+            spark_s = measured(lambda: run_extract(spark, spark_source, work / "spark-share")).seconds
             print(
                 f"spark  (same spec, {args.spark_rows:,} rows): {spark_s:6.2f} s  {args.spark_rows / spark_s / 1e6:5.2f} M rows/s (driver RSS not meaningful: the JVM is a child process)"
             )
             session.stop()
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -284,6 +284,29 @@ def test_the_shift_digest_is_not_the_pseudonym(duck: DuckDBBackend) -> None:
     assert DATE_SHIFT_LABEL.startswith(b"\xff")  # never valid UTF-8: no pseudonym input can carry this prefix
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_the_compiled_hmac_shifts_and_pseudonymizes_exactly_as_the_sql_does(
+    duck: DuckDBBackend, law: LawPack, tmp_path: Path, fmt: str
+) -> None:
+    """Packages made before the compiled kernel (HMAC in SQL) and after it, under one key, join."""
+    write_visits(tmp_path)
+    options: dict[str, Any] = {"needs": [*NEEDS, "first_name"], "pseudonymize": ["client_id", "first_name"]}
+    in_sql = DuckDBBackend(threads=2, compiled_hmac=False)
+    try:
+        _, sql_rows = shared(in_sql, law, tmp_path, fmt=fmt, **options)
+    finally:
+        in_sql.close()
+    _, compiled_rows = shared(duck, law, tmp_path, fmt=fmt, **options)
+    assert in_sql.hmac_engine == "sql" and duck.hmac_engine in ("openssl", "numba")
+
+    def ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(rows, key=lambda r: str(r["benefit"]))
+
+    assert ordered(compiled_rows) == ordered(sql_rows) and len(sql_rows) == 3 * PEOPLE + 1
+    tokens = {r["client_id"] for r in compiled_rows if r["client_id"]}
+    assert tokens == {hmac.new(KEY, f"P{p:03d}".encode(), hashlib.sha256).hexdigest() for p in range(PEOPLE)}
+
+
 def test_the_spec_marks_each_date_that_leaves_as_shifted(law: LawPack) -> None:
     spec = spec_for(law, HEADER, needs=[*NEEDS, "first_name"], pseudonymize=["client_id"])
     transforms = {f.name: f.transform for f in spec.fields}

@@ -6,8 +6,10 @@ import csv
 from collections.abc import Sequence
 from functools import cache, lru_cache
 from importlib import resources
+from typing import Any
 
 import sqlglot
+from sqlglot import exp
 
 from sharewise.pipeline.spec import (
     AGE_TOP_CODED,
@@ -24,6 +26,7 @@ from sharewise.pipeline.spec import (
 SOURCE = "sw_source"  # the view a backend registers over the input
 KEY_TABLE = "sw_pseudonym_key"  # one row: the HMAC inner and outer pads of the agreement's key
 _KEY_ALIAS = "sw_k"
+HMAC_FUNCTION = "sw_hmac_sha256"  # (ipad BLOB, opad BLOB, message BLOB) -> VARCHAR, hex HMAC-SHA256
 GROUP_COLUMN = "sw_group_size"
 
 # Date shifts are HMACs under the agreement's pseudonym key of this label followed by the
@@ -53,10 +56,22 @@ def literal(value: str) -> str:
 
 @lru_cache(maxsize=512)
 def render(sql: str, dialect: str) -> str:
-    """Translate a statement from DuckDB's dialect into the engine's."""
+    """Translate a statement from DuckDB's dialect into the engine's, with HMAC calls written out in SQL.
+
+    The DuckDB backend defines HMAC_FUNCTION itself (compiled, or as the same SQL in a macro);
+    other engines get the SQL expression in place of each call.
+    """
     if dialect == "duckdb":
         return sql
-    return str(sqlglot.transpile(sql, read="duckdb", write=dialect)[0])
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(_expand_hmac_call)
+    return str(tree.sql(dialect=dialect))
+
+
+def _expand_hmac_call(node: exp.Expression) -> Any:
+    if isinstance(node, exp.Anonymous) and str(node.name).lower() == HMAC_FUNCTION:
+        ipad, opad, message = (arg.sql(dialect="duckdb") for arg in node.expressions)
+        return sqlglot.parse_one(hmac_sha256_sql(ipad, opad, message), read="duckdb")
+    return node
 
 
 @cache
@@ -76,15 +91,25 @@ def typed(plan: FieldPlan) -> str:
 
 
 def hmac_sha256(expr: str, key_alias: str = _KEY_ALIAS, label: bytes = b"") -> str:
-    """HMAC-SHA256 (RFC 2104) of label followed by the UTF-8 text of expr, as 64 hex digits, from the key table's pads.
+    """HMAC-SHA256 (RFC 2104) of label followed by the UTF-8 text of expr, as 64 lowercase hex digits.
 
-    Neither engine has HMAC, both have SHA-256 over bytes: H((K^opad) || H((K^ipad) || m)).
-    The key never appears in the SQL text; it sits in a one-row table the backend registers.
+    A call of HMAC_FUNCTION on the key table's pads and the message bytes: the DuckDB backend
+    defines it (compiled, see hmac_kernel), render() writes it out as SQL for other engines.
+    The key never appears in the SQL text; its pads sit in a one-row table the backend registers.
     """
     message = f"ENCODE(CAST({expr} AS VARCHAR))"
     if label:
         message = f"UNHEX({literal(label.hex())}) || {message}"
-    return f"SHA256({key_alias}.opad || UNHEX(SHA256({key_alias}.ipad || {message})))"
+    return f"{HMAC_FUNCTION}({key_alias}.ipad, {key_alias}.opad, {message})"
+
+
+def hmac_sha256_sql(ipad: str, opad: str, message: str) -> str:
+    """HMAC-SHA256 as 64 hex digits in SQL: neither engine has HMAC, both have SHA-256 over bytes.
+
+    H((K^opad) || H((K^ipad) || m)): four SHA-256 compressions for a message under 56 bytes, as
+    each pad is a whole block; the inner digest goes from hex back to bytes for the outer hash.
+    """
+    return f"SHA256({opad} || UNHEX(SHA256({ipad} || {message})))"
 
 
 def zip3(expr: str) -> str:

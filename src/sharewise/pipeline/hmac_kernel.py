@@ -1,0 +1,521 @@
+"""HMAC-SHA256 pseudonyms in compiled code, for engines that can call a vectorized function (DuckDB).
+
+Neither engine has HMAC, and computing it in SQL as SHA256(opad || UNHEX(SHA256(ipad || m)))
+costs four SHA-256 compressions per value in the engine's portable SHA-256, plus a hex round
+trip. Here the key's inner and outer SHA-256 states after its 64-byte pads (the "midstates")
+are computed once, so a value under 56 bytes costs two compressions, and the 64 lowercase hex
+digits are written straight into an Arrow buffer. The tokens are byte for byte those of the SQL
+expression and of Python's `hmac` (RFC 2104, hex of HMAC-SHA256 of the message bytes).
+
+The compressions are OpenSSL's `SHA256_Transform` (it uses the CPU's SHA instructions where
+there are any), found in the libcrypto that Python itself loaded or else the system's, and
+checked at start-up against `hashlib` on test vectors: if the symbol is missing or its results
+differ, a SHA-256 compression compiled by numba does the work instead (about 3-5x slower), and
+if numba cannot compile at all, `compiled_hmac()` says so and the engine keeps the SQL
+expression. The loop is compiled with `nogil`, so engine threads hash concurrently.
+
+Compiled code is cached on disk (`cache=True`: next to this file, else in the user's cache
+directory, numba's own fallback); where neither is writable, it is compiled in each process
+instead (a few seconds once per process), never an error. From a warm cache, start-up is about
+1 s (loading the cached code) after numba's own import.
+
+This module holds no key: a `HexTokens` function holds the two midstates of one key, which are
+as secret as the key (they let anyone compute its tokens), and it is dropped with the engine's
+connection. Values and keys never appear in its errors.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import hmac
+import importlib
+import logging
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+try:
+    import numba as _numba
+
+    carray: Any = getattr(_numba, "carray")  # noqa: B009 (not in numba's declared exports): a pointer as an array
+except ImportError:  # without numba the engine keeps the SQL expression (compiled_hmac() is None)
+    carray = None
+
+log = logging.getLogger(__name__)
+
+DIGEST_HEX = 64  # characters of a token: 32 bytes of HMAC-SHA256 as lowercase hex
+
+_IV = np.array(
+    [0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19],
+    dtype=np.uint32,
+)
+_K = np.array(
+    [
+        0x428A2F98,
+        0x71374491,
+        0xB5C0FBCF,
+        0xE9B5DBA5,
+        0x3956C25B,
+        0x59F111F1,
+        0x923F82A4,
+        0xAB1C5ED5,
+        0xD807AA98,
+        0x12835B01,
+        0x243185BE,
+        0x550C7DC3,
+        0x72BE5D74,
+        0x80DEB1FE,
+        0x9BDC06A7,
+        0xC19BF174,
+        0xE49B69C1,
+        0xEFBE4786,
+        0x0FC19DC6,
+        0x240CA1CC,
+        0x2DE92C6F,
+        0x4A7484AA,
+        0x5CB0A9DC,
+        0x76F988DA,
+        0x983E5152,
+        0xA831C66D,
+        0xB00327C8,
+        0xBF597FC7,
+        0xC6E00BF3,
+        0xD5A79147,
+        0x06CA6351,
+        0x14292967,
+        0x27B70A85,
+        0x2E1B2138,
+        0x4D2C6DFC,
+        0x53380D13,
+        0x650A7354,
+        0x766A0ABB,
+        0x81C2C92E,
+        0x92722C85,
+        0xA2BFE8A1,
+        0xA81A664B,
+        0xC24B8B70,
+        0xC76C51A3,
+        0xD192E819,
+        0xD6990624,
+        0xF40E3585,
+        0x106AA070,
+        0x19A4C116,
+        0x1E376C08,
+        0x2748774C,
+        0x34B0BCB5,
+        0x391C0CB3,
+        0x4ED8AA4A,
+        0x5B9CCA4F,
+        0x682E6FF3,
+        0x748F82EE,
+        0x78A5636F,
+        0x84C87814,
+        0x8CC70208,
+        0x90BEFFFA,
+        0xA4506CEB,
+        0xBEF9A3F7,
+        0xC67178F2,
+    ],
+    dtype=np.int64,
+)
+# The two hex digits of each byte value as one 16-bit store (in this machine's byte order).
+_HEX_PAIRS = np.frombuffer(b"".join(f"{b:02x}".encode() for b in range(256)), dtype=np.uint16).copy()
+_CONTEXT_WORDS = 28  # uint32 words of OpenSSL's SHA256_CTX (h[8], Nl, Nh, data[16], num, md_len): the state is h
+
+
+def _compress_portable(state_ptr: Any, block_ptr: Any) -> None:
+    """One SHA-256 compression of the 64-byte block into the 8-word state (native-endian words).
+
+    Numba's integers widen past 32 bits, so the arithmetic is on int64 with explicit masks.
+    It has the signature of OpenSSL's SHA256_Transform, so the same loop can call either.
+    """
+    state = carray(state_ptr, (8,), np.uint32)
+    block = carray(block_ptr, (64,), np.uint8)
+    w = np.empty(64, np.int64)
+    for t in range(16):
+        w[t] = (
+            (np.int64(block[4 * t]) << 24)
+            | (np.int64(block[4 * t + 1]) << 16)
+            | (np.int64(block[4 * t + 2]) << 8)
+            | np.int64(block[4 * t + 3])
+        )
+    for t in range(16, 64):
+        x = w[t - 15]
+        y = w[t - 2]
+        s0 = (((x >> 7) | (x << 25)) ^ ((x >> 18) | (x << 14)) ^ (x >> 3)) & 0xFFFFFFFF
+        s1 = (((y >> 17) | (y << 15)) ^ ((y >> 19) | (y << 13)) ^ (y >> 10)) & 0xFFFFFFFF
+        w[t] = (w[t - 16] + s0 + w[t - 7] + s1) & 0xFFFFFFFF
+    a = np.int64(state[0])
+    b = np.int64(state[1])
+    c = np.int64(state[2])
+    d = np.int64(state[3])
+    e = np.int64(state[4])
+    f = np.int64(state[5])
+    g = np.int64(state[6])
+    h = np.int64(state[7])
+    for t in range(64):
+        big_s1 = (((e >> 6) | (e << 26)) ^ ((e >> 11) | (e << 21)) ^ ((e >> 25) | (e << 7))) & 0xFFFFFFFF
+        choose = (e & f) ^ ((e ^ 0xFFFFFFFF) & g)
+        t1 = h + big_s1 + choose + _K[t] + w[t]
+        big_s0 = (((a >> 2) | (a << 30)) ^ ((a >> 13) | (a << 19)) ^ ((a >> 22) | (a << 10))) & 0xFFFFFFFF
+        majority = (a & b) ^ (a & c) ^ (b & c)
+        h = g
+        g = f
+        f = e
+        e = (d + t1) & 0xFFFFFFFF
+        d = c
+        c = b
+        b = a
+        a = (t1 + big_s0 + majority) & 0xFFFFFFFF
+    state[0] = (np.int64(state[0]) + a) & 0xFFFFFFFF
+    state[1] = (np.int64(state[1]) + b) & 0xFFFFFFFF
+    state[2] = (np.int64(state[2]) + c) & 0xFFFFFFFF
+    state[3] = (np.int64(state[3]) + d) & 0xFFFFFFFF
+    state[4] = (np.int64(state[4]) + e) & 0xFFFFFFFF
+    state[5] = (np.int64(state[5]) + f) & 0xFFFFFFFF
+    state[6] = (np.int64(state[6]) + g) & 0xFFFFFFFF
+    state[7] = (np.int64(state[7]) + h) & 0xFFFFFFFF
+
+
+def _hmac_hex_rows(
+    transform: Any,
+    inner: NDArray[np.uint32],
+    outer: NDArray[np.uint32],
+    offsets: NDArray[np.int64],
+    data: NDArray[np.uint8],
+    validity: NDArray[np.uint8],
+    validity_offset: int,
+    out: NDArray[np.uint8],
+    out_offsets: NDArray[np.int32] | NDArray[np.int64],
+) -> None:
+    """Hex HMAC-SHA256 of each value data[offsets[i]:offsets[i+1]] into out; a null (validity bit 0) gets no characters.
+
+    The inner hash starts from the ipad midstate, so its total length counts the 64 pad bytes;
+    the outer hash is one block: the 32-byte inner digest, 0x80, zeros and the length 96 * 8,
+    of which only the digest changes. The inner block's bytes before the length are kept zero
+    between values except those a value wrote, which it clears after use.
+    """
+    rows = offsets.shape[0] - 1
+    context = np.zeros(_CONTEXT_WORDS, np.uint32)
+    block = np.zeros(64, np.uint8)
+    final = np.zeros(16, np.uint32)  # the outer block as big-endian words, built in native order below
+    final_bytes = final.view(np.uint8)
+    final_bytes[32] = 0x80
+    final_bytes[62] = 0x03  # 96 bytes = 768 bits = 0x0300
+    hex_out = out.view(np.uint16)
+    context_ptr = context.ctypes.data
+    block_ptr = block.ctypes.data
+    final_ptr = final.ctypes.data
+    data_ptr = data.ctypes.data
+    check_nulls = validity.shape[0] > 0
+    written = 0
+    out_offsets[0] = 0
+    for i in range(rows):
+        if check_nulls:
+            bit = validity_offset + i
+            if (validity[bit >> 3] >> (bit & 7)) & 1 == 0:
+                out_offsets[i + 1] = written
+                continue
+        start = offsets[i]
+        length = offsets[i + 1] - start
+        context[:8] = inner
+        done = 0
+        while length - done >= 64:
+            transform(context_ptr, data_ptr + start + done)
+            done += 64
+        tail = length - done
+        for j in range(tail):
+            block[j] = data[start + done + j]
+        block[tail] = 0x80
+        bits = (np.int64(length) + 64) * 8
+        if tail >= 56:
+            for j in range(56, 64):
+                if j > tail:
+                    block[j] = 0
+            transform(context_ptr, block_ptr)
+            for j in range(56):
+                block[j] = 0
+        for j in range(8):
+            block[63 - j] = (bits >> (8 * j)) & 0xFF
+        transform(context_ptr, block_ptr)
+        for j in range(min(tail + 1, 56)):
+            block[j] = 0
+        # The inner digest's big-endian bytes, as words stored little-endian (on a big-endian
+        # machine the self-test fails and HMAC stays in SQL).
+        for j in range(8):
+            word = np.int64(context[j])
+            final[j] = ((word & 0xFF) << 24) | ((word & 0xFF00) << 8) | ((word >> 8) & 0xFF00) | (word >> 24)
+        context[:8] = outer
+        transform(context_ptr, final_ptr)
+        at = written >> 1
+        for j in range(8):
+            word = np.int64(context[j])
+            hex_out[at + 4 * j] = _HEX_PAIRS[(word >> 24) & 0xFF]
+            hex_out[at + 4 * j + 1] = _HEX_PAIRS[(word >> 16) & 0xFF]
+            hex_out[at + 4 * j + 2] = _HEX_PAIRS[(word >> 8) & 0xFF]
+            hex_out[at + 4 * j + 3] = _HEX_PAIRS[word & 0xFF]
+        written += DIGEST_HEX
+        out_offsets[i + 1] = written
+
+
+class Engine:
+    """A compiled HMAC loop bound to one SHA-256 compression (OpenSSL's or numba's)."""
+
+    def __init__(self, name: str, transform: Any, rows: Any) -> None:
+        self.name = name  # "openssl" or "numba"
+        self._transform = transform
+        self._rows = rows
+
+    def midstates(self, ipad: bytes, opad: bytes) -> tuple[NDArray[np.uint32], NDArray[np.uint32]]:
+        """The SHA-256 states after the 64-byte inner and outer pads of a key."""
+        if len(ipad) != 64 or len(opad) != 64:
+            raise ValueError("HMAC-SHA256 pads are 64 bytes each")
+        states = []
+        for pad in (ipad, opad):
+            context = np.zeros(_CONTEXT_WORDS, np.uint32)
+            context[:8] = _IV
+            block = np.frombuffer(pad, dtype=np.uint8).copy()
+            self._transform(context.ctypes.data, block.ctypes.data)
+            states.append(context[:8].copy())
+        return states[0], states[1]
+
+    def hex_rows(
+        self,
+        inner: NDArray[np.uint32],
+        outer: NDArray[np.uint32],
+        offsets: NDArray[np.int64],
+        data: NDArray[np.uint8],
+        validity: NDArray[np.uint8],
+        validity_offset: int,
+    ) -> tuple[NDArray[np.uint8], NDArray[np.int32] | NDArray[np.int64]]:
+        """Hex tokens of a batch as Arrow string buffers (characters, offsets); the GIL is released.
+
+        Offsets are 32-bit (an Arrow string array) unless the batch has 2^31 characters or more.
+        """
+        rows = offsets.shape[0] - 1
+        out = np.empty(rows * DIGEST_HEX, np.uint8)
+        out_offsets = np.empty(rows + 1, np.int32 if rows * DIGEST_HEX < 2**31 else np.int64)
+        self._rows(self._transform, inner, outer, offsets, data, validity, validity_offset, out, out_offsets)
+        return out, out_offsets
+
+
+class HexTokens:
+    """The hex HMAC-SHA256 of each value of an Arrow array under one key, as an Arrow string array.
+
+    Callable from several engine threads at once: it keeps no state but the key's midstates.
+    """
+
+    def __init__(self, engine: Engine, ipad: bytes, opad: bytes) -> None:
+        self.engine = engine
+        self._inner, self._outer = engine.midstates(ipad, opad)
+
+    def __repr__(self) -> str:
+        return f"HexTokens(engine={self.engine.name!r})"  # never the midstates
+
+    def __call__(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+        values = _as_binary(values)
+        rows = len(values)
+        if rows == 0:
+            return _binary_array([]).view(pa.string())
+        buffers = values.buffers()
+        width = np.int32 if values.type == pa.binary() else np.int64
+        offsets = np.frombuffer(buffers[1], dtype=width)[values.offset : values.offset + rows + 1].astype(np.int64)
+        data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+        if values.null_count and buffers[0] is not None:
+            validity = np.frombuffer(buffers[0], dtype=np.uint8)
+        else:
+            validity = np.zeros(0, np.uint8)
+        out, out_offsets = self.engine.hex_rows(self._inner, self._outer, offsets, data, validity, values.offset)
+        null_bitmap = _validity_bitmap(values) if values.null_count else None
+        return pa.Array.from_buffers(
+            pa.string() if out_offsets.dtype == np.int32 else pa.large_string(),
+            rows,
+            [null_bitmap, pa.py_buffer(out_offsets), pa.py_buffer(out)],
+            null_count=values.null_count,
+        )
+
+
+def _binary_array(values: list[bytes]) -> pa.Array:
+    """An Arrow binary array built from its buffers (pa.array() on a list imports pandas, if installed)."""
+    offsets = np.zeros(len(values) + 1, np.int32)
+    offsets[1:] = np.cumsum([len(v) for v in values], dtype=np.int64)
+    return pa.Array.from_buffers(
+        pa.binary(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(values))]
+    )
+
+
+def _as_binary(values: pa.Array) -> pa.Array:
+    """The values as an Arrow binary or large_binary array (text is its UTF-8 bytes, unchanged)."""
+    kind = values.type
+    if kind in (pa.binary(), pa.large_binary()):
+        return values
+    if kind == pa.string():
+        return values.view(pa.binary())
+    if kind == pa.large_string():
+        return values.view(pa.large_binary())
+    if pa.types.is_string_view(kind) or pa.types.is_binary_view(kind):
+        return values.cast(pa.large_binary())
+    raise TypeError(f"HMAC tokens are computed over text or bytes, not {kind}")
+
+
+def _validity_bitmap(values: pa.Array) -> pa.Buffer | None:
+    """The array's validity as a bitmap starting at bit 0 (the input may be a slice)."""
+    bitmap = values.buffers()[0]
+    if bitmap is None:
+        return None
+    if values.offset == 0:
+        return bitmap
+    return values.is_valid().buffers()[1]
+
+
+class _ProcessEngine:
+    """The one compiled engine of this process, built on first use, or why there is none."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.engine: Engine | None = None
+        self.error: str | None = None
+
+
+_process = _ProcessEngine()
+
+
+def compiled_hmac() -> Engine | None:
+    """The compiled HMAC engine of this process (OpenSSL's compression if it checks out, else numba's), or None.
+
+    Built once, on first use, and checked against Python's hmac on test vectors; None (with the
+    reason logged once, no data in it) if numba is unavailable or neither compression is right.
+    """
+    with _process.lock:
+        if _process.engine is None and _process.error is None:
+            try:
+                _process.engine = _build_engine()
+            except Exception as exc:  # any failure means: use the SQL expression instead
+                _process.error = type(exc).__name__
+                log.warning("compiled HMAC unavailable (%s); pseudonyms are computed in SQL", _process.error)
+        return _process.engine
+
+
+def _jit(function: Callable[..., Any], **options: Any) -> Any:
+    """numba.njit with an on-disk cache where there is a writable place for one, else without."""
+    import numba
+
+    try:
+        return numba.njit(cache=True, nogil=True, **options)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(cache=False, nogil=True, **options)(function)
+
+
+def _cfunc(function: Callable[..., Any], signature: Any) -> Any:
+    import numba
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=numba.NumbaWarning)
+            return numba.cfunc(signature, cache=True, nogil=True)(function)
+    except RuntimeError:
+        return numba.cfunc(signature, cache=False, nogil=True)(function)
+
+
+def _build_engine() -> Engine:
+    engine = openssl_engine()
+    if engine is not None:
+        if self_test(engine):
+            return engine
+        log.warning("OpenSSL's SHA256_Transform disagrees with hashlib; using the portable compression")
+    engine = portable_engine()
+    if not self_test(engine):
+        raise RuntimeError("the compiled SHA-256 compression disagrees with hashlib")
+    return engine
+
+
+def openssl_engine() -> Engine | None:
+    """The HMAC loop on OpenSSL's compression, unchecked (see self_test), or None if there is none."""
+    transform = openssl_transform()
+    return Engine("openssl", transform, _jit(_hmac_hex_rows)) if transform is not None else None
+
+
+def portable_engine() -> Engine:
+    """The HMAC loop on the compression compiled here, unchecked (see self_test)."""
+    from numba import types
+
+    portable = _cfunc(_compress_portable, types.void(types.voidptr, types.voidptr))
+    return Engine("numba", portable.ctypes, _jit(_hmac_hex_rows))
+
+
+_TRANSFORM_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_libraries: list[ctypes.CDLL] = []  # kept loaded for the life of the process
+
+
+def openssl_transform() -> Any | None:
+    """OpenSSL's SHA256_Transform(SHA256_CTX *, const unsigned char *) as a ctypes function, or None.
+
+    Looked up first in the libcrypto this Python process already loaded for hashlib (same library,
+    nothing new mapped), then in the system's. Only on Linux: elsewhere loading an unversioned
+    libcrypto can abort the process (macOS), so the portable compression is used.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    for path in _libcrypto_candidates():
+        try:
+            library = ctypes.CDLL(path)
+            symbol = library.SHA256_Transform
+        except (OSError, AttributeError):
+            continue
+        _libraries.append(library)
+        address = ctypes.cast(symbol, ctypes.c_void_p).value
+        if address:
+            return _TRANSFORM_TYPE(address)
+    return None
+
+
+def _libcrypto_candidates() -> list[str]:
+    with_hashlib: list[str] = []
+    try:
+        importlib.import_module("_hashlib")  # Python's OpenSSL binding: maps libcrypto if it links it
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            for line in maps:
+                parts = line.split()
+                if len(parts) >= 6 and Path(parts[-1]).name.startswith("libcrypto.so"):
+                    with_hashlib.append(parts[-1])
+    except (ImportError, OSError):
+        pass
+    if with_hashlib:
+        return list(dict.fromkeys(with_hashlib))
+    system = ctypes.util.find_library("crypto")  # runs ldconfig: only when Python loaded none
+    return [system] if system else []
+
+
+# Message lengths around every padding boundary (55/56 bytes: one or two final blocks; 64, 119,
+# 120, 128: several blocks), text that is not ASCII, and keys shorter and longer than a block.
+_TEST_MESSAGES = [b"", b"a", b"x" * 55, b"y" * 56, b"z" * 63, b"w" * 64, b"v" * 65, b"u" * 119, b"t" * 120]
+_TEST_MESSAGES += [b"s" * 128, bytes(range(256)), "Zoë Ñúñez 李".encode(), b"\xffsharewise/date-shift/v1\x00P001"]
+_TEST_KEYS = [bytes(range(32)), b"k", bytes(range(100))]
+
+
+def self_test(engine: Engine) -> bool:
+    """Whether the engine's tokens equal Python's hmac on the test vectors (also checks the context layout)."""
+    try:
+        values = _binary_array(_TEST_MESSAGES)
+        for key in _TEST_KEYS:
+            block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+            ipad = bytes(b ^ 0x36 for b in block)
+            opad = bytes(b ^ 0x5C for b in block)
+            tokens = HexTokens(engine, ipad, opad)(values).to_pylist()
+            expected = [hmac.new(key, m, hashlib.sha256).hexdigest() for m in _TEST_MESSAGES]
+            if tokens != expected:
+                return False
+    except Exception:  # a failing engine is reported as failing, never raised
+        return False
+    return True
