@@ -1,4 +1,4 @@
-"""The compiled HMAC-SHA256 kernel: equal to Python's hmac on both compressions, nulls kept, failures fall back."""
+"""The compiled HMAC-SHA256 kernels: equal to Python's hmac on both engines, nulls kept, the faster chosen, failures fall back."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,15 @@ from hypothesis import strategies as st
 
 from sharewise.pipeline import hmac_kernel
 from sharewise.pipeline.backend import PseudonymPads
-from sharewise.pipeline.hmac_kernel import Engine, HexTokens, compiled_hmac, openssl_engine, portable_engine, self_test
+from sharewise.pipeline.hmac_kernel import (
+    Engine,
+    HexTokens,
+    compiled_hmac,
+    fastest,
+    openssl_engine,
+    self_test,
+    simd_engine,
+)
 
 KEYS = st.binary(min_size=0, max_size=100)  # shorter and longer than a block: longer ones are hashed first
 MESSAGES = st.lists(st.one_of(st.none(), st.binary(max_size=200)), max_size=20)
@@ -31,11 +40,20 @@ ENGINES: dict[str, Engine] = {}
 
 
 def engine(name: str) -> Engine:
-    """Each compression once per test run (compiling is the slow part)."""
+    """Each engine once per test run (compiling is the slow part).
+
+    "simd" runs on the compression compiled here (as when OpenSSL is missing or wrong), "simd+openssl"
+    on OpenSSL's for its midstates and long values (as sharewise builds it when both pass).
+    """
     if name not in ENGINES:
-        built = openssl_engine() if name == "openssl" else portable_engine()
+        if name == "openssl":
+            built = openssl_engine()
+        elif name == "simd+openssl":
+            built = simd_engine(engine("openssl")._transform)
+        else:
+            built = simd_engine()
         # The project's machines (Linux, OpenSSL 3) have it: its absence is a failure to see, not to skip;
-        # sharewise itself would fall back to the numba compression (tested below).
+        # sharewise itself would fall back to the simd engine alone (tested below).
         assert built is not None, f"no {name} SHA-256 compression on this machine (libcrypto without SHA256_Transform?)"
         ENGINES[name] = built
     return ENGINES[name]
@@ -50,24 +68,53 @@ def tokens(name: str, key: bytes, values: pa.Array | pa.ChunkedArray) -> list[An
     return HexTokens(engine(name), pads.ipad, pads.opad)(values).to_pylist()
 
 
-@pytest.mark.parametrize("name", ["openssl", "numba"])
+@pytest.mark.parametrize("name", ["openssl", "simd", "simd+openssl"])
 @settings(max_examples=60, deadline=None)
 @given(key=KEYS, messages=MESSAGES)
 def test_each_compression_gives_the_hmac_python_computes(name: str, key: bytes, messages: list[bytes | None]) -> None:
     assert tokens(name, key, pa.array(messages, pa.binary())) == expected(key, messages)
 
 
-@pytest.mark.parametrize("name", ["openssl", "numba"])
+@pytest.mark.parametrize("name", ["openssl", "simd", "simd+openssl"])
 def test_every_padding_boundary_and_non_ascii_text(name: str) -> None:
     key = bytes(range(32))
     texts = ["", "x", "é" * 27, "a" * 55, "a" * 56, "a" * 63, "a" * 64, "a" * 119, "a" * 120, "Zoë 李 \U0001f600" * 9]
     assert tokens(name, key, pa.array(texts)) == expected(key, [t.encode("utf-8") for t in texts])
 
 
-def test_the_process_engine_prefers_openssl_and_checks_it() -> None:
+def test_the_process_engine_is_one_that_checks_out() -> None:
     built = compiled_hmac()
     assert built is not None and self_test(built)
-    assert built.name == ("openssl" if openssl_engine() is not None else "numba")
+    assert built.name in ("openssl", "simd")
+
+
+@pytest.mark.parametrize("name", ["simd", "simd+openssl"])
+def test_full_lane_groups_remainders_nulls_and_long_values_mixed(name: str) -> None:
+    """More values than lanes, so whole groups, a last partial group, and long values inside groups."""
+    rng = np.random.default_rng(7)
+    messages: list[bytes | None] = []
+    for _ in range(200):
+        length = int(rng.choice([0, 5, 11, 55, 56, 63, 64, 65, 130]))
+        messages.append(None if rng.random() < 0.1 else rng.integers(0, 256, length, dtype=np.uint8).tobytes())
+    key = b"lanes"
+    assert tokens(name, key, pa.array(messages, pa.binary())) == expected(key, messages)
+    assert tokens(name, key, pa.array(messages, pa.binary()).slice(37, 101)) == expected(key, messages[37:138])
+
+
+class _Slowed(Engine):
+    """An engine that takes 20 ms longer for each batch."""
+
+    def hex_rows(self, *args: Any) -> Any:
+        time.sleep(0.02)
+        return super().hex_rows(*args)
+
+
+def test_the_faster_engine_is_chosen_whatever_the_order() -> None:
+    quick = engine("simd")
+    slow = _Slowed("slow", quick._transform, quick._rows)
+    assert fastest([slow, quick]) is quick
+    assert fastest([quick, slow]) is quick
+    assert fastest([slow]) is slow  # one candidate: no race
 
 
 def test_slices_chunks_and_every_text_layout_give_the_same_tokens() -> None:
@@ -109,7 +156,7 @@ def test_the_function_shows_its_engine_but_never_the_key_state() -> None:
 
 
 def test_a_compression_that_disagrees_with_hashlib_fails_the_self_test() -> None:
-    right = engine("numba")
+    right = engine("simd")
     assert self_test(right)
     noop = numba.cfunc(numba.types.void(numba.types.voidptr, numba.types.voidptr))(lambda state, block: None)
     broken = Engine("broken", noop.ctypes, right._rows)  # a real function pointer that leaves the state unchanged
@@ -121,9 +168,9 @@ def test_a_compression_that_disagrees_with_hashlib_fails_the_self_test() -> None
 def test_a_wrong_openssl_is_replaced_by_the_portable_compression(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hmac_kernel, "openssl_transform", lambda: hmac_kernel._TRANSFORM_TYPE(0xDEAD))
     monkeypatch.setattr(hmac_kernel, "self_test", lambda e: e.name != "openssl")  # never calls address 0xDEAD
-    assert hmac_kernel._build_engine().name == "numba"
+    assert hmac_kernel._build_engine().name == "simd"
     monkeypatch.setattr(hmac_kernel, "openssl_transform", lambda: None)
-    assert hmac_kernel._build_engine().name == "numba"
+    assert hmac_kernel._build_engine().name == "simd"
 
 
 @pytest.fixture
@@ -180,4 +227,4 @@ def test_without_a_writable_cache_directory_it_compiles_in_memory_and_still_work
     )
     assert done.returncode == 0, done.stderr[-2000:]
     name, cache = done.stdout.split()
-    assert name in ("openssl", "numba") and cache == "NullCache"
+    assert name in ("openssl", "simd") and cache == "NullCache"

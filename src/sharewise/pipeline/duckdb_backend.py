@@ -141,7 +141,7 @@ class DuckDBBackend:
         compiled_hmac: bool = True,
     ) -> None:
         self.compiled_hmac = compiled_hmac
-        self.hmac_engine = "none"  # after register_key: "openssl" or "numba" (compiled) or "sql"
+        self.hmac_engine = "none"  # after register_key: "openssl" or "simd" (compiled) or "sql"
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET preserve_insertion_order = false")
         if threads:
