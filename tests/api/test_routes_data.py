@@ -158,6 +158,20 @@ def test_a_share_plan_lists_what_leaves_and_what_stays_with_reasons(world: World
     assert all(reason for reason in dropped.values())
 
 
+def test_parquet_encodings_are_one_of_two_and_only_for_parquet(world: World, medicaid: dict[str, Any]) -> None:
+    headers = world.h("data_steward")
+    unknown = world.client.post(
+        f"{API}/shares/plan", headers=headers, json=share_body("agr-plan", parquet_encodings="v3")
+    )
+    assert unknown.status_code == 422 and "parquet_encodings" in unknown.text
+    csv_v2 = world.client.post(
+        f"{API}/shares/plan", headers=headers, json=share_body("agr-plan", parquet_encodings="v2", output="csv")
+    )
+    assert csv_v2.status_code == 422 and "only for parquet output" in csv_v2.text
+    v2 = world.client.post(f"{API}/shares/plan", headers=headers, json=share_body("agr-plan", parquet_encodings="v2"))
+    assert v2.status_code == 200, v2.text
+
+
 def test_a_share_plan_is_refused_unless_the_determination_permits(world: World, medicaid: dict[str, Any]) -> None:
     refused = world.client.post(
         f"{API}/shares/plan",

@@ -57,6 +57,48 @@ def test_pseudonyms_are_hmac_sha256_of_the_value_with_the_agreement_key(
     assert set(rows[0]) == {"client_id", "ssn", "benefit"}
 
 
+def encodings_of(directory: Path, files: tuple[str, ...]) -> set[str]:
+    """Every encoding any column chunk of the Parquet files uses."""
+    found: set[str] = set()
+    for name in files:
+        metadata = pq.ParquetFile(directory / name).metadata
+        for group in range(metadata.num_row_groups):
+            for column in range(metadata.num_columns):
+                found.update(metadata.row_group(group).column(column).encodings)
+    return found
+
+
+@pytest.mark.parametrize("encodings", ["compatible", "v2"])
+def test_parquet_v2_encodings_are_written_only_when_asked_and_read_back_the_same(
+    backend: Backend, law: LawPack, tmp_path: Path, encodings: str
+) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    needs = ["client_id", "ssn", "benefit", "zip"]
+    spec = spec_for(law, columns, "identified", needs, pseudonymize=["client_id", "ssn"])
+    out = tmp_path / "out"
+    result = extract(backend, spec, out, "parquet", AS_OF, PseudonymPads.from_key(KEY), parquet_encodings=encodings)
+    delta = {"DELTA_LENGTH_BYTE_ARRAY", "DELTA_BYTE_ARRAY", "DELTA_BINARY_PACKED"}
+    used = encodings_of(out, result.files)
+    assert bool(used & delta) == (encodings == "v2"), used
+    assert result.parquet_encodings == encodings
+    rows = read_rows(out, result.files)
+    expected = {hmac.new(KEY, r[0].encode(), hashlib.sha256).hexdigest() for r in client_rows()}
+    assert len(rows) == 60 and {row["client_id"] for row in rows} == expected
+
+
+def test_unknown_parquet_encodings_are_refused_before_anything_is_written(
+    backend: Backend, law: LawPack, tmp_path: Path
+) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(law, columns, "identified", ["client_id", "benefit"])
+    with pytest.raises(InvalidDataError) as refused:
+        extract(backend, spec, tmp_path / "out", "parquet", AS_OF, parquet_encodings="v3")
+    assert refused.value.problems[0].location == "parquet_encodings"
+    assert not (tmp_path / "out").exists()
+
+
 def test_csv_output_escapes_cells_a_spreadsheet_would_run_as_formulas(
     backend: Backend, law: LawPack, tmp_path: Path
 ) -> None:

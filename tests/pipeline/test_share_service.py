@@ -137,6 +137,15 @@ def test_an_approved_share_is_published_verified_and_disclosed(setup: dict[str, 
     assert sink.events[0].actor == "u-7"
 
 
+def test_a_share_with_v2_parquet_encodings_says_so_in_its_manifest(setup: dict[str, Any], law: LawPack) -> None:
+    result = run(setup, law, FakeSink(), parquet_encodings="v2")
+    verified = shares.verify_package(result.package.path, setup["cert"], setup["key"], extract_to=setup["dir"] / "got")
+    assert verified.manifest["output"]["parquet_encodings"] == "v2" and verified.manifest["output"]["rows"] == 60
+    default = run(setup, law, FakeSink(), share_id="s-2")
+    manifest = shares.verify_package(default.package.path, setup["cert"], setup["key"]).manifest
+    assert manifest["output"]["parquet_encodings"] == "compatible"
+
+
 def test_two_agreements_give_unjoinable_pseudonyms(setup: dict[str, Any], law: LawPack) -> None:
     import pyarrow.parquet as pq
 
@@ -191,7 +200,7 @@ def test_a_malformed_input_is_reported_without_personal_data(setup: dict[str, An
 def test_a_full_disk_while_extracting_publishes_nothing(
     setup: dict[str, Any], law: LawPack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(self: DuckDBBackend, sql: str, directory: Path, fmt: str) -> None:
+    def full(self: DuckDBBackend, sql: str, directory: Path, fmt: str, parquet_encodings: str = "compatible") -> None:
         raise StorageError("the disk is full while the engine wrote the extract; nothing was published")
 
     monkeypatch.setattr(DuckDBBackend, "write", full)
@@ -207,6 +216,22 @@ def test_the_share_file_reports_every_problem(law: LawPack, tmp_path: Path) -> N
         shares.parse_share({"agreement": "../x", "source": {}, "output": "xlsx", "extra": 1}, law, tmp_path)
     where = {p.location.split(": ")[-1] for p in caught.value.problems}
     assert {"agreement", "source", "output", "extra", "needs", "dictionary"} <= where
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"parquet_encodings": "v3"}, "compatible or v2"),
+        ({"parquet_encodings": "v2", "output": "csv"}, "only for parquet"),
+    ],
+)
+def test_parquet_encodings_are_checked_with_the_share_file(
+    setup: dict[str, Any], law: LawPack, changes: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InvalidDataError) as caught:
+        shares.parse_share({**setup["share"], **changes}, law, setup["dir"])
+    [problem] = caught.value.problems
+    assert problem.location == "share: parquet_encodings" and message in problem.message
 
 
 @pytest.fixture

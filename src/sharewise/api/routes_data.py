@@ -659,6 +659,11 @@ class ShareIn(BaseModel):
     needs: list[str] = Field(min_length=1, max_length=1000)
     pseudonymize: list[str] = Field(default_factory=list, max_length=1000)
     output: Literal["parquet", "csv"] = "parquet"
+    parquet_encodings: Literal["compatible", "v2"] = Field(
+        default="compatible",
+        description="Parquet only. compatible: the 1.0 encodings every reader opens. v2: the format 2 encodings "
+        "(smaller, faster to write; pyarrow, pandas, DuckDB, Spark 3.3+ open them, some older readers do not).",
+    )
     recipient_certificate: ServerPath | None = None
     deidentification: DeidentificationIn | None = None
     aggregate: AggregateIn | None = None

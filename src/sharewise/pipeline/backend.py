@@ -89,8 +89,12 @@ class Backend(Protocol):
         """The output columns of a query, each with whether it is text, without running it."""
         ...
 
-    def write(self, sql: str, directory: Path, fmt: str) -> WriteResult:
-        """Stream a query's result into files in directory (parquet or csv) and count its rows."""
+    def write(self, sql: str, directory: Path, fmt: str, parquet_encodings: str = "compatible") -> WriteResult:
+        """Stream a query's result into files in directory (parquet or csv) and count its rows.
+
+        parquet_encodings: "compatible" (the Parquet 1.0 encodings every reader knows) or "v2"
+        (the format 2 encodings: DELTA_LENGTH_BYTE_ARRAY for text and the like; see PARQUET_ENCODINGS).
+        """
         ...
 
     def close(self) -> None: ...

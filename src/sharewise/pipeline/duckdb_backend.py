@@ -228,9 +228,11 @@ class DuckDBBackend:
             raise translate_engine_error(exc, self.label) from exc
         return [(name, str(t) == "VARCHAR") for name, t in zip(relation.columns, relation.types, strict=True)]
 
-    def write(self, sql: str, directory: Path, fmt: str) -> WriteResult:
+    def write(self, sql: str, directory: Path, fmt: str, parquet_encodings: str = "compatible") -> WriteResult:
         name = f"part-0.{fmt}"
         options = PARQUET_OPTIONS if fmt == "parquet" else "FORMAT csv, HEADER true"
+        if fmt == "parquet" and parquet_encodings == "v2":
+            options += ", PARQUET_VERSION V2"
         try:
             directory.mkdir(parents=True, exist_ok=True)
             rows = self.con.execute(f"COPY ({sql}) TO {literal(str(directory / name))} ({options})").fetchone()

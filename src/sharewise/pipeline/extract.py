@@ -19,6 +19,11 @@ from sharewise.pipeline.spec import ShareSpec
 from sharewise.pipeline.sql import FORMULA_PREFIXES, aggregate_sql, base_sql, csv_escaped_sql, k_anonymous_sql
 
 OUTPUT_FORMATS = ("parquet", "csv")
+# How Parquet output is encoded. "compatible": the Parquet 1.0 encodings (PLAIN, dictionary), which
+# every reader opens. "v2": the format 2 encodings (DELTA_LENGTH_BYTE_ARRAY, DELTA_BINARY_PACKED,
+# BYTE_STREAM_SPLIT), smaller and much faster to write for pseudonym tokens, opened by pyarrow,
+# pandas, DuckDB, Spark 3.3 and later, R arrow; not by some older readers.
+PARQUET_ENCODINGS = ("compatible", "v2")
 
 
 class Progress(Protocol):
@@ -44,6 +49,7 @@ class ExtractResult:
     columns: tuple[str, ...]
     format: str
     risk: RiskReport | None = None
+    parquet_encodings: str | None = None  # for parquet output: "compatible" or "v2"
     suppression: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,11 +66,19 @@ def extract(
     as_of: dt.date,
     pads: PseudonymPads | None = None,
     progress: Progress | None = None,
+    parquet_encodings: str = "compatible",
 ) -> ExtractResult:
-    """Write the share's records (or table) into directory/data; the records stream through the engine."""
+    """Write the share's records (or table) into directory/data; the records stream through the engine.
+
+    A table of counts (the aggregate form) is small and always written with the compatible encodings.
+    """
     progress = progress or NoProgress()
     if fmt not in OUTPUT_FORMATS:
         raise InvalidDataError("invalid share", [Problem("output", f"'{fmt}' is not one of parquet, csv")])
+    if parquet_encodings not in PARQUET_ENCODINGS:
+        raise InvalidDataError(
+            "invalid share", [Problem("parquet_encodings", f"'{parquet_encodings}' is not one of compatible, v2")]
+        )
     if spec.needs_key:
         if pads is None:
             what = "pseudonymize" if spec.pseudonymized else "date_shift"
@@ -85,13 +99,14 @@ def extract(
     if fmt == "csv":
         final = csv_escaped_sql(final, backend.text_columns(final))
     with progress.step(f"writing {fmt}"):
-        written = backend.write(final, data, fmt)
+        written = backend.write(final, data, fmt, parquet_encodings)
     return ExtractResult(
         files=tuple(f"data/{f}" for f in written.files),
         rows=written.rows,
         columns=spec.columns,
         format=fmt,
         risk=risk,
+        parquet_encodings=parquet_encodings if fmt == "parquet" else None,
     )
 
 
@@ -128,6 +143,7 @@ def _write_table(spec: ShareSpec, rows: list[tuple[Any, ...]], data: Path, fmt: 
         rows=len(cells),
         columns=(*spec.columns, "count", "suppressed"),
         format=fmt,
+        parquet_encodings="compatible" if fmt == "parquet" else None,
         suppression={
             "cells": len(cells),
             "hidden_small_cells": primary,

@@ -134,12 +134,14 @@ class SparkBackend:
             raise translate_spark_error(exc, self.label, self.csv_source) from exc
         return [(f.name, isinstance(f.dataType, StringType)) for f in schema.fields]
 
-    def write(self, sql: str, directory: Path, fmt: str) -> WriteResult:
+    def write(self, sql: str, directory: Path, fmt: str, parquet_encodings: str = "compatible") -> WriteResult:
         target = directory / "spark-out"
         try:
             writer = self._frame(sql).write.mode("errorifexists")
             if fmt == "parquet":
-                writer.option("compression", "zstd").parquet(str(target))
+                # parquet-mr's writer version: v2 writes the format 2 encodings (delta for text and integers)
+                version = "v2" if parquet_encodings == "v2" else "v1"
+                writer.option("compression", "zstd").option("parquet.writer.version", version).parquet(str(target))
             else:
                 writer.option("header", True).option("escape", '"').option("quote", '"').csv(str(target))
         except OSError as exc:

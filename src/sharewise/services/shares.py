@@ -24,7 +24,7 @@ from sharewise.domain.outcome import Outcome
 from sharewise.domain.request import Request
 from sharewise.pipeline.backend import Backend, CsvInput, Input, ParquetInput, PostgresInput, PseudonymPads
 from sharewise.pipeline.dictionary import DataDictionary, load_dictionary
-from sharewise.pipeline.extract import ExtractResult, Progress, extract
+from sharewise.pipeline.extract import PARQUET_ENCODINGS, ExtractResult, Progress, extract
 from sharewise.pipeline.propose import proposal_yaml, propose_fields, read_sample
 from sharewise.pipeline.spec import (
     MAX_SHIFT_DAYS,
@@ -57,6 +57,7 @@ _KEYS = (
     "needs",
     "pseudonymize",
     "output",
+    "parquet_encodings",
     "recipient_certificate",
     "deidentification",
     "aggregate",
@@ -76,6 +77,7 @@ class ShareDefinition:
     share_id: str | None = None
     pseudonymize: tuple[str, ...] = ()
     output: str = "parquet"
+    parquet_encodings: str = "compatible"  # "v2": smaller, faster to write; some older readers lack it
     recipient_certificate: Path | None = None
     deidentification: DeidentificationOptions = field(default_factory=DeidentificationOptions)
     aggregate: AggregateOptions = field(default_factory=AggregateOptions)
@@ -168,6 +170,11 @@ def parse_share(data: Any, law: LawPack, base: Path, label: str = "share") -> Sh
     output = data.get("output", "parquet")
     if output not in ("parquet", "csv"):
         problems.append(Problem(f"{label}: output", "parquet or csv"))
+    encodings = data.get("parquet_encodings", "compatible")
+    if encodings not in PARQUET_ENCODINGS:
+        problems.append(Problem(f"{label}: parquet_encodings", "compatible or v2"))
+    elif encodings != "compatible" and output != "parquet":
+        problems.append(Problem(f"{label}: parquet_encodings", "only for parquet output"))
     cert = data.get("recipient_certificate")
     deid = data.get("deidentification") or {}
     agg = data.get("aggregate") or {}
@@ -195,6 +202,7 @@ def parse_share(data: Any, law: LawPack, base: Path, label: str = "share") -> Sh
         share_id=share_id,
         pseudonymize=names("pseudonymize"),
         output=str(output),
+        parquet_encodings=str(encodings),
         recipient_certificate=path_of(cert, "recipient_certificate") if cert is not None else None,
         deidentification=deid_options,
         aggregate=agg_options,
@@ -331,6 +339,7 @@ def _manifest(
         "share_spec": result_plan.spec.as_dict(),
         "output": {
             "format": extracted.format,
+            "parquet_encodings": extracted.parquet_encodings,
             "rows": extracted.rows,
             "columns": list(extracted.columns),
             "files": list(extracted.files),
@@ -453,7 +462,9 @@ def run(
             )
         pads = PseudonymPads.from_key(key.secret) if key else None
         as_of = definition.request.as_of or today
-        extracted = extract(backend, share_plan.spec, staging, definition.output, as_of, pads, progress)
+        extracted = extract(
+            backend, share_plan.spec, staging, definition.output, as_of, pads, progress, definition.parquet_encodings
+        )
         tokens = _person_tokens(backend, definition, share_plan, staging, person_index_key)
         manifest = _manifest(share_plan, share_id, extracted, key, now())
         if progress:
