@@ -27,6 +27,9 @@ BASE_SETTINGS: Mapping[str, str] = {
 }
 
 START_HINT = "install Java 17 or later, or set JAVA_HOME to one"
+# log4j2 settings for the driver JVM from its first line: Spark's start-up warnings (no native Hadoop library,
+# "Using Spark's default log4j profile") are printed before spark.log.level applies.
+LOG_SETTINGS = Path(__file__).with_name("spark-log4j2.properties")
 
 
 class EngineUnavailableError(StorageError):
@@ -85,8 +88,13 @@ def silence_spark() -> None:
 
 
 def session_settings(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The settings of a local session: BASE_SETTINGS, then the caller's (theirs win where both set a key)."""
-    return {**BASE_SETTINGS, **(extra or {})}
+    """The settings of a local session: BASE_SETTINGS and the JVM's log settings, then the caller's (theirs win).
+
+    The log settings file is named by URI (spaces percent-encoded), so Spark's splitting of the Java options
+    cannot cut it; a caller's own spark.driver.extraJavaOptions replaces it.
+    """
+    jvm = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG_SETTINGS.as_uri()}"}
+    return {**BASE_SETTINGS, **jvm, **(extra or {})}
 
 
 def local_session(
