@@ -200,6 +200,16 @@ def _compress_portable(state_ptr: Any, block_ptr: Any) -> None:
     state[7] = (np.int64(state[7]) + h) & 0xFFFFFFFF
 
 
+def _write_hex_py(hex_out: NDArray[np.uint16], at: int, digest: NDArray[np.uint32]) -> None:
+    """The 8 digest words as 64 lowercase hex digits, two per 16-bit store, from hex_out[at] on."""
+    for j in range(8):
+        word = np.int64(digest[j])
+        hex_out[at + 4 * j] = _HEX_PAIRS[(word >> 24) & 0xFF]
+        hex_out[at + 4 * j + 1] = _HEX_PAIRS[(word >> 16) & 0xFF]
+        hex_out[at + 4 * j + 2] = _HEX_PAIRS[(word >> 8) & 0xFF]
+        hex_out[at + 4 * j + 3] = _HEX_PAIRS[word & 0xFF]
+
+
 def _hmac_hex_rows(
     transform: Any,
     inner: NDArray[np.uint32],
@@ -270,13 +280,7 @@ def _hmac_hex_rows(
             final[j] = ((word & 0xFF) << 24) | ((word & 0xFF00) << 8) | ((word >> 8) & 0xFF00) | (word >> 24)
         context[:8] = outer
         transform(context_ptr, final_ptr)
-        at = written >> 1
-        for j in range(8):
-            word = np.int64(context[j])
-            hex_out[at + 4 * j] = _HEX_PAIRS[(word >> 24) & 0xFF]
-            hex_out[at + 4 * j + 1] = _HEX_PAIRS[(word >> 16) & 0xFF]
-            hex_out[at + 4 * j + 2] = _HEX_PAIRS[(word >> 8) & 0xFF]
-            hex_out[at + 4 * j + 3] = _HEX_PAIRS[word & 0xFF]
+        _write_hex(hex_out, written >> 1, context[:8])
         written += DIGEST_HEX
         out_offsets[i + 1] = written
 
@@ -387,13 +391,7 @@ def _finish_lanes_py(
         block[15, lane] = 768
     _sha256_lanes(state, block)
     for lane in range(n):
-        at = targets[lane] >> 1
-        for j in range(8):
-            word = np.int64(state[j, lane])
-            hex_out[at + 4 * j] = _HEX_PAIRS[(word >> 24) & 0xFF]
-            hex_out[at + 4 * j + 1] = _HEX_PAIRS[(word >> 16) & 0xFF]
-            hex_out[at + 4 * j + 2] = _HEX_PAIRS[(word >> 8) & 0xFF]
-            hex_out[at + 4 * j + 3] = _HEX_PAIRS[word & 0xFF]
+        _write_hex(hex_out, targets[lane] >> 1, state[:, lane])
 
 
 def _hmac_hex_lanes(
@@ -484,10 +482,11 @@ def _hmac_hex_lanes(
 
 
 def _lane_helper(function: Callable[..., Any]) -> Any:
-    """A helper the lane loop calls, compiled like it (numba calls only compiled functions); without numba, as is."""
+    """A helper the loops call, compiled like them (numba calls only compiled functions); without numba, as is."""
     return _jit(function) if carray is not None else function
 
 
+_write_hex = _lane_helper(_write_hex_py)
 _finish_lanes = _lane_helper(_finish_lanes_py)
 
 
