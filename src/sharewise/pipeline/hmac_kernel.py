@@ -210,6 +210,26 @@ def _write_hex_py(hex_out: NDArray[np.uint16], at: int, digest: NDArray[np.uint3
         hex_out[at + 4 * j + 3] = _HEX_PAIRS[word & 0xFF]
 
 
+def _token_offsets_py(
+    rows: int, validity: NDArray[np.uint8], validity_offset: int, out_offsets: NDArray[np.int32] | NDArray[np.int64]
+) -> None:
+    """Where each token goes: 64 characters for each value that is not null, none for a null (validity bit 0).
+
+    So a value is null exactly when out_offsets[i + 1] == out_offsets[i].
+    """
+    check_nulls = validity.shape[0] > 0
+    written = 0
+    out_offsets[0] = 0
+    for i in range(rows):
+        if check_nulls:
+            bit = validity_offset + i
+            if (validity[bit >> 3] >> (bit & 7)) & 1 == 0:
+                out_offsets[i + 1] = written
+                continue
+        written += DIGEST_HEX
+        out_offsets[i + 1] = written
+
+
 def _hmac_hex_rows(
     transform: Any,
     inner: NDArray[np.uint32],
@@ -240,15 +260,10 @@ def _hmac_hex_rows(
     block_ptr = block.ctypes.data
     final_ptr = final.ctypes.data
     data_ptr = data.ctypes.data
-    check_nulls = validity.shape[0] > 0
-    written = 0
-    out_offsets[0] = 0
+    _token_offsets(rows, validity, validity_offset, out_offsets)
     for i in range(rows):
-        if check_nulls:
-            bit = validity_offset + i
-            if (validity[bit >> 3] >> (bit & 7)) & 1 == 0:
-                out_offsets[i + 1] = written
-                continue
+        if out_offsets[i + 1] == out_offsets[i]:
+            continue  # null
         start = offsets[i]
         length = offsets[i + 1] - start
         context[:8] = inner
@@ -280,9 +295,7 @@ def _hmac_hex_rows(
             final[j] = ((word & 0xFF) << 24) | ((word & 0xFF00) << 8) | ((word >> 8) & 0xFF00) | (word >> 24)
         context[:8] = outer
         transform(context_ptr, final_ptr)
-        _write_hex(hex_out, written >> 1, context[:8])
-        written += DIGEST_HEX
-        out_offsets[i + 1] = written
+        _write_hex(hex_out, out_offsets[i] >> 1, context[:8])
 
 
 def _jit(function: Callable[..., Any], **options: Any) -> Any:
@@ -414,17 +427,7 @@ def _hmac_hex_lanes(
     in the output is known before hashing (64 characters per value that is not null).
     """
     rows = offsets.shape[0] - 1
-    check_nulls = validity.shape[0] > 0
-    written = 0
-    out_offsets[0] = 0
-    for i in range(rows):
-        if check_nulls:
-            bit = validity_offset + i
-            if (validity[bit >> 3] >> (bit & 7)) & 1 == 0:
-                out_offsets[i + 1] = written
-                continue
-        written += DIGEST_HEX
-        out_offsets[i + 1] = written
+    _token_offsets(rows, validity, validity_offset, out_offsets)
     hex_out = out.view(np.uint16)
     state = np.zeros((8, _LANES), np.uint32)
     lanes = np.zeros((16, _LANES), np.uint32)
@@ -487,6 +490,7 @@ def _lane_helper(function: Callable[..., Any]) -> Any:
 
 
 _write_hex = _lane_helper(_write_hex_py)
+_token_offsets = _lane_helper(_token_offsets_py)
 _finish_lanes = _lane_helper(_finish_lanes_py)
 
 
