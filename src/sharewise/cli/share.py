@@ -170,6 +170,10 @@ def verify(
     out.print(
         f"  {output.get('rows')} rows in {len(result.files)} file(s), form {escape(str(m.get('share_spec', {}).get('form')))}, law {escape(str(m.get('law_version')))}"
     )
+    if output.get("parquet_encodings") == "v2":
+        out.print(
+            "  Parquet with the format 2 encodings: open it with pyarrow or pandas, DuckDB, Spark 3.3+ or R's arrow"
+        )
     if extract:
         out.print(f"  extracted to {escape(str(extract))}")
 
