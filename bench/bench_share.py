@@ -145,14 +145,6 @@ def copy_share(source: Path, target: Path, options: str, threads: int, compiled_
     backend.close()
 
 
-def engines() -> list[hmac_kernel.Engine]:
-    """Each compiled HMAC engine that passes its self-test on this machine."""
-    openssl = hmac_kernel.openssl_engine()
-    found = [openssl] if openssl is not None and hmac_kernel.self_test(openssl) else []
-    simd = hmac_kernel.simd_engine(found[0]._transform if found else None)
-    return found + ([simd] if hmac_kernel.self_test(simd) else [])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -230,7 +222,7 @@ def main() -> None:
             )
             chosen = hmac_kernel._process.engine
             try:
-                for candidate in engines():
+                for candidate in hmac_kernel.checked_engines():
                     hmac_kernel._process.engine = candidate
                     target = work / f"engine-{candidate.name}.parquet"
                     m = measured(lambda: copy_share(source, target, PARQUET_OPTIONS, args.threads))  # noqa: B023

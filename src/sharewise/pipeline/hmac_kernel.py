@@ -230,6 +230,38 @@ def _token_offsets_py(
         out_offsets[i + 1] = written
 
 
+def _last_block_py(
+    transform: Any,
+    context_ptr: int,
+    data: NDArray[np.uint8],
+    data_ptr: int,
+    start: int,
+    length: int,
+    block: NDArray[np.uint8],
+) -> None:
+    """Absorb all of a value's inner-hash blocks but the last through transform; write the last into block.
+
+    The state at context_ptr holds the ipad midstate on entry, so the length in bits counts the
+    64 pad bytes. The last block is the value's tail, 0x80, zeros and that length; when the 0x80
+    fits but the length does not (a tail of 56 to 63 bytes), the tail's block is absorbed too and
+    the last block is zeros and the length. block must be all zeros on entry.
+    """
+    done = 0
+    while length - done >= 64:
+        transform(context_ptr, data_ptr + start + done)
+        done += 64
+    tail = length - done
+    for j in range(tail):
+        block[j] = data[start + done + j]
+    block[tail] = 0x80
+    if tail >= 56:
+        transform(context_ptr, block.ctypes.data)
+        block[:] = 0
+    bits = (np.int64(length) + 64) * 8
+    for j in range(8):
+        block[63 - j] = (bits >> (8 * j)) & 0xFF
+
+
 def _hmac_hex_rows(
     transform: Any,
     inner: NDArray[np.uint32],
@@ -243,10 +275,8 @@ def _hmac_hex_rows(
 ) -> None:
     """Hex HMAC-SHA256 of each value data[offsets[i]:offsets[i+1]] into out; a null (validity bit 0) gets no characters.
 
-    The inner hash starts from the ipad midstate, so its total length counts the 64 pad bytes;
-    the outer hash is one block: the 32-byte inner digest, 0x80, zeros and the length 96 * 8,
-    of which only the digest changes. The inner block's bytes before the length are kept zero
-    between values except those a value wrote, which it clears after use.
+    The inner hash starts from the ipad midstate (see _last_block); the outer hash is one block:
+    the 32-byte inner digest, 0x80, zeros and the length 96 * 8, of which only the digest changes.
     """
     rows = offsets.shape[0] - 1
     context = np.zeros(_CONTEXT_WORDS, np.uint32)
@@ -267,27 +297,9 @@ def _hmac_hex_rows(
         start = offsets[i]
         length = offsets[i + 1] - start
         context[:8] = inner
-        done = 0
-        while length - done >= 64:
-            transform(context_ptr, data_ptr + start + done)
-            done += 64
-        tail = length - done
-        for j in range(tail):
-            block[j] = data[start + done + j]
-        block[tail] = 0x80
-        bits = (np.int64(length) + 64) * 8
-        if tail >= 56:
-            for j in range(56, 64):
-                if j > tail:
-                    block[j] = 0
-            transform(context_ptr, block_ptr)
-            for j in range(56):
-                block[j] = 0
-        for j in range(8):
-            block[63 - j] = (bits >> (8 * j)) & 0xFF
+        _last_block(transform, context_ptr, data, data_ptr, start, length, block)
         transform(context_ptr, block_ptr)
-        for j in range(min(tail + 1, 56)):
-            block[j] = 0
+        block[:] = 0
         # The inner digest's big-endian bytes, as words stored little-endian (on a big-endian
         # machine the self-test fails and HMAC stays in SQL).
         for j in range(8):
@@ -420,11 +432,10 @@ def _hmac_hex_lanes(
 ) -> None:
     """The tokens of _hmac_hex_rows, with the values hashed _LANES at a time.
 
-    A value under 56 bytes is one block after the ipad midstate (the value, 0x80, zeros, the
-    length in bits with the 64 pad bytes counted), so every lane has exactly one block to go.
-    A longer value (rare for identifiers) first goes through transform, one block at a time,
-    up to its last block, which then takes a lane with the state reached. Every token's place
-    in the output is known before hashing (64 characters per value that is not null).
+    Every value's blocks but the last go through transform (none for a value under 56 bytes,
+    most identifiers); its last block then takes a lane with the state reached, so every lane
+    has exactly one block to go. Every token's place in the output is known before hashing
+    (64 characters per value that is not null).
     """
     rows = offsets.shape[0] - 1
     _token_offsets(rows, validity, validity_offset, out_offsets)
@@ -432,7 +443,7 @@ def _hmac_hex_lanes(
     state = np.zeros((8, _LANES), np.uint32)
     lanes = np.zeros((16, _LANES), np.uint32)
     targets = np.empty(_LANES, np.int64)
-    block = np.zeros(64, np.uint8)  # one value's last block, as bytes; zero outside what a value wrote
+    block = np.zeros(64, np.uint8)  # one value's last block, as bytes (zeroed after each value)
     words = block.view(np.uint32)  # the same bytes as native (little-endian) words
     context = np.zeros(_CONTEXT_WORDS, np.uint32)
     context_ptr = context.ctypes.data
@@ -442,35 +453,10 @@ def _hmac_hex_lanes(
         if out_offsets[i + 1] == out_offsets[i]:
             continue  # null
         start = offsets[i]
-        length = offsets[i + 1] - start
+        context[:8] = inner
+        _last_block(transform, context_ptr, data, data_ptr, start, offsets[i + 1] - start, block)
         for j in range(8):
-            state[j, n] = inner[j]
-        done = 0
-        marker = True  # the 0x80 after the value is still to be written
-        if length >= 56:
-            context[:8] = inner
-            while length - done >= 64:
-                transform(context_ptr, data_ptr + start + done)
-                done += 64
-            tail = length - done
-            if tail >= 56:  # the 0x80 fits, the length does not: one more block through transform
-                for j in range(tail):
-                    block[j] = data[start + done + j]
-                block[tail] = 0x80
-                transform(context_ptr, block.ctypes.data)
-                block[:] = 0
-                done = length
-                marker = False
-            for j in range(8):
-                state[j, n] = context[j]
-        tail = length - done
-        for j in range(tail):
-            block[j] = data[start + done + j]
-        if marker:
-            block[tail] = 0x80
-        bits = (np.int64(length) + 64) * 8
-        for j in range(8):
-            block[63 - j] = (bits >> (8 * j)) & 0xFF
+            state[j, n] = context[j]
         for j in range(16):
             x = words[j]
             lanes[j, n] = (x >> 24) | ((x >> 8) & 0xFF00) | ((x << 8) & 0xFF0000) | (x << 24)
@@ -484,12 +470,13 @@ def _hmac_hex_lanes(
         _finish_lanes(outer, state, lanes, n, targets, hex_out)
 
 
-def _lane_helper(function: Callable[..., Any]) -> Any:
+def _lane_helper(function: Callable[..., Any], **options: Any) -> Any:
     """A helper the loops call, compiled like them (numba calls only compiled functions); without numba, as is."""
-    return _jit(function) if carray is not None else function
+    return _jit(function, **options) if carray is not None else function
 
 
 _write_hex = _lane_helper(_write_hex_py)
+_last_block = _lane_helper(_last_block_py, inline="always")  # per value: a call cost the lanes about 8%
 _token_offsets = _lane_helper(_token_offsets_py)
 _finish_lanes = _lane_helper(_finish_lanes_py)
 
@@ -650,7 +637,15 @@ def _cfunc(function: Callable[..., Any], signature: Any) -> Any:
 
 
 def _build_engine() -> Engine:
-    """Every engine that passes the self-test, and of those the fastest on this machine."""
+    """Of the engines that pass the self-test, the fastest on this machine."""
+    candidates = checked_engines()
+    if not candidates:
+        raise RuntimeError("the compiled SHA-256 compressions disagree with hashlib")
+    return fastest(candidates)
+
+
+def checked_engines() -> list[Engine]:
+    """Every engine that passes the self-test here: OpenSSL's, then simd (on OpenSSL's compression if it passed)."""
     candidates: list[Engine] = []
     openssl = openssl_engine()
     if openssl is not None:
@@ -661,9 +656,7 @@ def _build_engine() -> Engine:
     lanes = simd_engine(candidates[0]._transform if candidates else None)
     if self_test(lanes):
         candidates.append(lanes)
-    if not candidates:
-        raise RuntimeError("the compiled SHA-256 compressions disagree with hashlib")
-    return fastest(candidates)
+    return candidates
 
 
 # Identifiers of the length pseudonymized in practice (a case number, an SSN): what the engines race on.
