@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select, text, update
 
-from sharewise.audit.signing import CheckpointSigner
+from sharewise.audit.signing import CheckpointSigner, load_or_create_signer
 from sharewise.audit.trail import AuditTrail, chain_hash, read_checkpoints
 from sharewise.domain.errors import InvalidDataError
 from sharewise.domain.events import AuditEvent
@@ -227,3 +227,21 @@ def test_the_database_refuses_to_change_or_delete_audit_records(store: Store) ->
             "user-0",
             "user-1",
         ]
+
+
+def test_processes_starting_at_once_share_one_whole_audit_signing_key(tmp_path: Path) -> None:
+    """The CLI and the server may create the checkpoint key together: each gets the one key, never a partial file."""
+    start = threading.Barrier(8)
+    key_ids: list[str] = []
+
+    def open_signer() -> None:
+        start.wait()
+        key_ids.append(load_or_create_signer(tmp_path / "keys" / "audit-signing.pem").key_id)
+
+    threads = [threading.Thread(target=open_signer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(key_ids) == 8 and len(set(key_ids)) == 1
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == ["audit-signing.pem"]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import stat
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sharewise.domain.errors import IntegrityError, InvalidDataError, InvalidStateError, NotFoundError
 from sharewise.security.keys import FileKeyProvider, public_key_pem
+from sharewise.security.secrets import FileSecrets
 
 
 def test_each_agreement_gets_its_own_key(tmp_path: Path) -> None:
@@ -92,3 +96,49 @@ def test_reviewer_keys_are_personal_versioned_and_confined(tmp_path: Path) -> No
     assert keys.reviewer_key("sam").public_key() == second.public_key() != first.public_key()
     with pytest.raises(InvalidDataError):
         keys.reviewer_key("../escape")
+
+
+# Named keys (FileSecrets) created by two runs at once -----------------------------------------------
+
+
+def test_a_named_key_being_written_is_never_read_half_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two share jobs of one server create the person-index key at the same moment: both get the one key."""
+    real_fdopen = os.fdopen
+    writing, resume = threading.Event(), threading.Event()
+    calls = [0]
+
+    def paused_first_write(fd: int, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:  # the first writer stops between creating its file and writing the key
+            writing.set()
+            resume.wait(10)
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", paused_first_write)
+    first: list[bytes] = []
+    thread = threading.Thread(target=lambda: first.append(FileSecrets(tmp_path / "keys").key("person-index")))
+    thread.start()
+    assert writing.wait(10)
+    second = FileSecrets(tmp_path / "keys").key("person-index")  # meanwhile: no empty or partial key to read
+    resume.set()
+    thread.join(10)
+    assert first == [second] and len(second) == 32
+    assert FileSecrets(tmp_path / "keys").key("person-index") == second
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == ["person-index.key"]  # no temporary file left
+
+
+def test_many_threads_creating_one_named_key_all_get_it(tmp_path: Path) -> None:
+    start = threading.Barrier(8)
+    got: list[bytes] = []
+
+    def create() -> None:
+        start.wait()
+        got.append(FileSecrets(tmp_path / "keys").key("person-index"))
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(got) == 8 and len(set(got)) == 1
+    assert stat.S_IMODE((tmp_path / "keys" / "person-index.key").stat().st_mode) == 0o600

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from sharewise.domain.errors import IntegrityError, StorageError
+from sharewise.store.files import write_exclusive
 
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:
@@ -67,12 +67,11 @@ def load_or_create_signer(path: Path) -> CheckpointSigner:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
+        created = write_exclusive(path, pem)
     except OSError as exc:
         raise StorageError(f"cannot create the audit signing key at {path}: {exc.strerror}") from exc
-    return CheckpointSigner(key)
+    # Another process created it first: that whole key is the one, never a second.
+    return CheckpointSigner(key) if created else load_or_create_signer(path)
 
 
 def public_key_pem(public_key: Ed25519PublicKey) -> str:

@@ -6,7 +6,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from sharewise.domain.errors import IntegrityError, InvalidDataError, Problem, S
 from sharewise.security.categorize import did_you_mean
 from sharewise.security.oscal_export import spec_digest
 from sharewise.security.safeguards import SafeguardsSpec
+from sharewise.store.files import write_exclusive
 
 FORMAT = "sharewise-security-questionnaire/1"
 STATUSES = ("implemented", "partially_implemented", "planned", "not_implemented", "not_applicable")
@@ -287,13 +287,11 @@ def create_reviewer_key(path: Path) -> Ed25519PublicKey:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-    except FileExistsError as exc:
-        raise StorageError(f"{path} already exists; a signing key is never overwritten") from exc
+        created = write_exclusive(path, pem)
     except OSError as exc:
         raise StorageError(f"cannot create the reviewer key at {path}: {exc.strerror}") from exc
+    if not created:
+        raise StorageError(f"{path} already exists; a signing key is never overwritten")
     return key.public_key()
 
 

@@ -23,6 +23,7 @@ from sharewise.domain.errors import (
     Problem,
     StorageError,
 )
+from sharewise.store.files import write_exclusive
 
 KEY_BYTES = 32
 _AGREEMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -81,24 +82,6 @@ def _check_private(path: Path) -> None:
         raise IntegrityError(
             f"{path} is accessible to others (mode {mode:o}); restrict it with chmod 600 (or 700 for a directory)"
         )
-
-
-def _write_exclusive(path: Path, data: bytes) -> bool:
-    """Write a file (mode 600) complete or not at all; False if it already exists."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return False
-    finally:
-        temp.unlink(missing_ok=True)
-    return True
 
 
 class FileKeyProvider:
@@ -164,7 +147,7 @@ class FileKeyProvider:
         folder = self._private_dir(self._agreement_dir(agreement_id))
         secret = secrets.token_bytes(KEY_BYTES)
         try:
-            created = _write_exclusive(folder / f"v{version}.key", secret)
+            created = write_exclusive(folder / f"v{version}.key", secret)
         except OSError as exc:
             raise StorageError(f"cannot write a key for agreement {agreement_id}: {exc.strerror}") from exc
         if not created:
@@ -180,7 +163,7 @@ class FileKeyProvider:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
             try:
-                _write_exclusive(path, pem)
+                write_exclusive(path, pem)
             except OSError as exc:
                 raise StorageError(f"cannot write the signing key: {exc.strerror}") from exc
         _check_private(path)
@@ -237,7 +220,7 @@ class FileKeyProvider:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         try:
-            created = _write_exclusive(folder / f"v{version}.pem", pem)
+            created = write_exclusive(folder / f"v{version}.pem", pem)
         except OSError as exc:
             raise StorageError(f"cannot write the reviewer key: {exc.strerror}") from exc
         if not created:

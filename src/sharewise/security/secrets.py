@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sharewise.domain.errors import IntegrityError, StorageError
+from sharewise.store.files import write_exclusive
 
 KEY_BYTES = 32
 
@@ -36,14 +36,11 @@ class FileSecrets:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             data = secrets.token_bytes(KEY_BYTES)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-        except FileExistsError:
-            return self.key(name)  # another process created it first
+            created = write_exclusive(path, data)
         except OSError as exc:
             raise StorageError(f"cannot create key {name} in {self.directory}: {exc.strerror}") from exc
-        return data
+        # Another process or thread created it first: theirs is whole (never half written), and it is the key.
+        return data if created else self.key(name)
 
     def key_id(self, name: str) -> str:
         """A non-secret id of the current key (to know which key sealed a record)."""

@@ -1,0 +1,30 @@
+"""Private files written whole: keys and other secrets that readers may look for while they are created."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def write_exclusive(path: Path, data: bytes) -> bool:
+    """Write a file (mode 600) complete or not at all; False if it already exists.
+
+    The data goes to a temporary file beside it first, synced, then is linked to its name: a reader
+    never sees a half-written file, two writers never both win, and a crash leaves at most a stray
+    temporary file, never an empty key under the real name.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+    finally:
+        temp.unlink(missing_ok=True)
+    return True
