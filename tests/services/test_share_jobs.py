@@ -666,7 +666,8 @@ def test_two_runners_of_one_data_directory_never_run_more_than_the_limit_at_once
     ]
     for runner, job in started:
         runner.wait(job.id, WAIT)
-        assert runner.read(setup.control, "dana", job.id).state == "succeeded"
+        ended = runner.read(setup.control, "dana", job.id)
+        assert ended.state == "succeeded", ended.error
     assert most[0] == 2  # two at once (so they do overlap), never four
 
 
