@@ -116,6 +116,11 @@ def test_the_part2_notice_is_the_version_in_force_on_the_date(law: LawPack) -> N
     new = form_for(law, "sud", as_of="2026-03-01")
     assert old.part2_notice is not None and "A general authorization" in old.part2_notice
     assert new.part2_notice is not None and "civil, criminal, administrative, or legislative" in new.part2_notice
+    # Before the 2020 amendment the notice spoke of information that identifies a patient as having a disorder.
+    first = form_for(law, "sud", as_of="2019-06-01")
+    assert first.part2_notice is not None and first.part2_notice.startswith("This information has been disclosed")
+    assert "identifies a patient as having or having had a substance use disorder" in first.part2_notice
+    assert old.part2_notice.startswith("This record which has been disclosed to you")
     # The 2024 wording is only partly verified: whoever generates the form is told, the 2018 one needs no such note.
     assert any("42 CFR 2.32(a)(1) notice for this date needs counsel's review" in w for w in new.warnings)
     assert not any("counsel's review" in w for w in old.warnings)
