@@ -67,6 +67,7 @@ except ImportError:  # without numba the engine keeps the SQL expression (compil
 log = logging.getLogger(__name__)
 
 DIGEST_HEX = 64  # characters of a token: 32 bytes of HMAC-SHA256 as lowercase hex
+DIGEST_BYTES = 32  # bytes of a token written as bytes (token_format: bytes)
 
 _IV = np.array(
     [0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19],
@@ -210,10 +211,30 @@ def _write_hex_py(hex_out: NDArray[np.uint16], at: int, digest: NDArray[np.uint3
         hex_out[at + 4 * j + 3] = _HEX_PAIRS[word & 0xFF]
 
 
+def _write_bytes_py(out: NDArray[np.uint16], at: int, digest: NDArray[np.uint32]) -> None:
+    """The 8 digest words as their 32 big-endian bytes, two per 16-bit store, from out[at] on."""
+    for j in range(8):
+        word = np.int64(digest[j])
+        out[at + 2 * j] = ((word >> 24) & 0xFF) | (((word >> 16) & 0xFF) << 8)
+        out[at + 2 * j + 1] = ((word >> 8) & 0xFF) | ((word & 0xFF) << 8)
+
+
+def _write_token_py(out: NDArray[np.uint16], at: int, digest: NDArray[np.uint32], raw: bool) -> None:
+    """The digest as 64 hex digits, or as its 32 bytes when raw, from out[at] on (16-bit units)."""
+    if raw:
+        _write_bytes(out, at, digest)
+    else:
+        _write_hex(out, at, digest)
+
+
 def _token_offsets_py(
-    rows: int, validity: NDArray[np.uint8], validity_offset: int, out_offsets: NDArray[np.int32] | NDArray[np.int64]
+    rows: int,
+    validity: NDArray[np.uint8],
+    validity_offset: int,
+    out_offsets: NDArray[np.int32] | NDArray[np.int64],
+    width: int,
 ) -> None:
-    """Where each token goes: 64 characters for each value that is not null, none for a null (validity bit 0).
+    """Where each token goes: width bytes for each value that is not null, none for a null (validity bit 0).
 
     So a value is null exactly when out_offsets[i + 1] == out_offsets[i].
     """
@@ -226,7 +247,7 @@ def _token_offsets_py(
             if (validity[bit >> 3] >> (bit & 7)) & 1 == 0:
                 out_offsets[i + 1] = written
                 continue
-        written += DIGEST_HEX
+        written += width
         out_offsets[i + 1] = written
 
 
@@ -272,8 +293,9 @@ def _hmac_hex_rows(
     validity_offset: int,
     out: NDArray[np.uint8],
     out_offsets: NDArray[np.int32] | NDArray[np.int64],
+    raw: bool,
 ) -> None:
-    """Hex HMAC-SHA256 of each value data[offsets[i]:offsets[i+1]] into out; a null (validity bit 0) gets no characters.
+    """HMAC-SHA256 of each value data[offsets[i]:offsets[i+1]] into out as hex (or bytes when raw); a null gets nothing.
 
     The inner hash starts from the ipad midstate (see _last_block); the outer hash is one block:
     the 32-byte inner digest, 0x80, zeros and the length 96 * 8, of which only the digest changes.
@@ -290,7 +312,7 @@ def _hmac_hex_rows(
     block_ptr = block.ctypes.data
     final_ptr = final.ctypes.data
     data_ptr = data.ctypes.data
-    _token_offsets(rows, validity, validity_offset, out_offsets)
+    _token_offsets(rows, validity, validity_offset, out_offsets, DIGEST_BYTES if raw else DIGEST_HEX)
     for i in range(rows):
         if out_offsets[i + 1] == out_offsets[i]:
             continue  # null
@@ -307,7 +329,7 @@ def _hmac_hex_rows(
             final[j] = ((word & 0xFF) << 24) | ((word & 0xFF00) << 8) | ((word >> 8) & 0xFF00) | (word >> 24)
         context[:8] = outer
         transform(context_ptr, final_ptr)
-        _write_hex(hex_out, out_offsets[i] >> 1, context[:8])
+        _write_token(hex_out, out_offsets[i] >> 1, context[:8], raw)
 
 
 def _jit(function: Callable[..., Any], **options: Any) -> Any:
@@ -399,8 +421,9 @@ def _finish_lanes_py(
     n: int,
     targets: NDArray[np.int64],
     hex_out: NDArray[np.uint16],
+    raw: bool,
 ) -> None:
-    """The lanes' last inner blocks are loaded: finish the inner hashes, hash each digest under the outer state, write hex.
+    """The lanes' last inner blocks are loaded: finish the inner hashes, hash each digest under the outer state, write tokens.
 
     Lanes from n on hold stale values; they are hashed too (the vectors are whole) and ignored.
     """
@@ -416,7 +439,7 @@ def _finish_lanes_py(
         block[15, lane] = 768
     _sha256_lanes(state, block)
     for lane in range(n):
-        _write_hex(hex_out, targets[lane] >> 1, state[:, lane])
+        _write_token(hex_out, targets[lane] >> 1, state[:, lane], raw)
 
 
 def _hmac_hex_lanes(
@@ -429,16 +452,17 @@ def _hmac_hex_lanes(
     validity_offset: int,
     out: NDArray[np.uint8],
     out_offsets: NDArray[np.int32] | NDArray[np.int64],
+    raw: bool,
 ) -> None:
     """The tokens of _hmac_hex_rows, with the values hashed _LANES at a time.
 
     Every value's blocks but the last go through transform (none for a value under 56 bytes,
     most identifiers); its last block then takes a lane with the state reached, so every lane
     has exactly one block to go. Every token's place in the output is known before hashing
-    (64 characters per value that is not null).
+    (64 characters, or 32 bytes when raw, per value that is not null).
     """
     rows = offsets.shape[0] - 1
-    _token_offsets(rows, validity, validity_offset, out_offsets)
+    _token_offsets(rows, validity, validity_offset, out_offsets, DIGEST_BYTES if raw else DIGEST_HEX)
     hex_out = out.view(np.uint16)
     state = np.zeros((8, _LANES), np.uint32)
     lanes = np.zeros((16, _LANES), np.uint32)
@@ -464,10 +488,10 @@ def _hmac_hex_lanes(
         targets[n] = out_offsets[i]
         n += 1
         if n == _LANES:
-            _finish_lanes(outer, state, lanes, n, targets, hex_out)
+            _finish_lanes(outer, state, lanes, n, targets, hex_out, raw)
             n = 0
     if n:
-        _finish_lanes(outer, state, lanes, n, targets, hex_out)
+        _finish_lanes(outer, state, lanes, n, targets, hex_out, raw)
 
 
 def _lane_helper(function: Callable[..., Any], **options: Any) -> Any:
@@ -476,6 +500,8 @@ def _lane_helper(function: Callable[..., Any], **options: Any) -> Any:
 
 
 _write_hex = _lane_helper(_write_hex_py)
+_write_bytes = _lane_helper(_write_bytes_py)
+_write_token = _lane_helper(_write_token_py, inline="always")
 _last_block = _lane_helper(_last_block_py, inline="always")  # per value: a call cost the lanes about 8%
 _token_offsets = _lane_helper(_token_offsets_py)
 _finish_lanes = _lane_helper(_finish_lanes_py)
@@ -514,30 +540,34 @@ class Engine:
         data: NDArray[np.uint8],
         validity: NDArray[np.uint8],
         validity_offset: int,
+        raw: bool = False,
     ) -> tuple[NDArray[np.uint8], NDArray[np.int32] | NDArray[np.int64]]:
-        """Hex tokens of a batch as Arrow string buffers (characters, offsets); the GIL is released.
+        """Tokens of a batch as Arrow buffers (data, offsets): hex digits, or the 32 bytes when raw; the GIL is released.
 
-        Offsets are 32-bit (an Arrow string array) unless the batch has 2^31 characters or more.
+        Offsets are 32-bit (an Arrow string or binary array) unless the batch has 2^31 bytes or more.
         """
         rows = offsets.shape[0] - 1
-        out = np.empty(rows * DIGEST_HEX, np.uint8)
-        out_offsets = np.empty(rows + 1, np.int32 if rows * DIGEST_HEX < 2**31 else np.int64)
-        self._rows(self._transform, inner, outer, offsets, data, validity, validity_offset, out, out_offsets)
+        width = DIGEST_BYTES if raw else DIGEST_HEX
+        out = np.empty(rows * width, np.uint8)
+        out_offsets = np.empty(rows + 1, np.int32 if rows * width < 2**31 else np.int64)
+        self._rows(self._transform, inner, outer, offsets, data, validity, validity_offset, out, out_offsets, raw)
         return out, out_offsets
 
 
 class HexTokens:
     """The hex HMAC-SHA256 of each value of an Arrow array under one key, as an Arrow string array.
 
+    With raw=True, the 32 bytes of each HMAC instead, as an Arrow binary array (token_format: bytes).
     Callable from several engine threads at once: it keeps no state but the key's midstates.
     """
 
-    def __init__(self, engine: Engine, ipad: bytes, opad: bytes) -> None:
+    def __init__(self, engine: Engine, ipad: bytes, opad: bytes, raw: bool = False) -> None:
         self.engine = engine
+        self.raw = raw
         self._inner, self._outer = engine.midstates(ipad, opad)
 
     def __repr__(self) -> str:
-        return f"HexTokens(engine={self.engine.name!r})"  # never the midstates
+        return f"HexTokens(engine={self.engine.name!r}, raw={self.raw})"  # never the midstates
 
     def __call__(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
         if isinstance(values, pa.ChunkedArray):
@@ -545,7 +575,7 @@ class HexTokens:
         values = _as_binary(values)
         rows = len(values)
         if rows == 0:
-            return _binary_array([]).view(pa.string())
+            return _binary_array([]) if self.raw else _binary_array([]).view(pa.string())
         buffers = values.buffers()
         width = np.int32 if values.type == pa.binary() else np.int64
         offsets = np.frombuffer(buffers[1], dtype=width)[values.offset : values.offset + rows + 1].astype(np.int64)
@@ -554,10 +584,17 @@ class HexTokens:
             validity = np.frombuffer(buffers[0], dtype=np.uint8)
         else:
             validity = np.zeros(0, np.uint8)
-        out, out_offsets = self.engine.hex_rows(self._inner, self._outer, offsets, data, validity, values.offset)
+        out, out_offsets = self.engine.hex_rows(
+            self._inner, self._outer, offsets, data, validity, values.offset, self.raw
+        )
         null_bitmap = _validity_bitmap(values) if values.null_count else None
+        small = out_offsets.dtype == np.int32
+        if self.raw:
+            kind = pa.binary() if small else pa.large_binary()
+        else:
+            kind = pa.string() if small else pa.large_string()
         return pa.Array.from_buffers(
-            pa.string() if out_offsets.dtype == np.int32 else pa.large_string(),
+            kind,
             rows,
             [null_bitmap, pa.py_buffer(out_offsets), pa.py_buffer(out)],
             null_count=values.null_count,
@@ -767,9 +804,10 @@ def self_test(engine: Engine) -> bool:
             block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
             ipad = bytes(b ^ 0x36 for b in block)
             opad = bytes(b ^ 0x5C for b in block)
-            tokens = HexTokens(engine, ipad, opad)(values).to_pylist()
-            expected = [hmac.new(key, m, hashlib.sha256).hexdigest() for m in _TEST_MESSAGES]
-            if tokens != expected:
+            digests = [hmac.new(key, m, hashlib.sha256).digest() for m in _TEST_MESSAGES]
+            if HexTokens(engine, ipad, opad)(values).to_pylist() != [d.hex() for d in digests]:
+                return False
+            if HexTokens(engine, ipad, opad, raw=True)(values).to_pylist() != digests:
                 return False
     except Exception:  # a failing engine is reported as failing, never raised
         return False
