@@ -172,6 +172,20 @@ def test_parquet_encodings_are_one_of_two_and_only_for_parquet(world: World, med
     assert v2.status_code == 200, v2.text
 
 
+def test_the_token_format_is_hex_or_bytes_and_bytes_only_for_parquet(world: World, medicaid: dict[str, Any]) -> None:
+    headers = world.h("data_steward")
+    unknown = world.client.post(f"{API}/shares/plan", headers=headers, json=share_body("agr-plan", token_format="b64"))
+    assert unknown.status_code == 422 and "token_format" in unknown.text
+    csv_bytes = world.client.post(
+        f"{API}/shares/plan", headers=headers, json=share_body("agr-plan", token_format="bytes", output="csv")
+    )
+    assert csv_bytes.status_code == 422 and "only for parquet output" in csv_bytes.text
+    planned = world.client.post(
+        f"{API}/shares/plan", headers=headers, json=share_body("agr-plan", token_format="bytes")
+    )
+    assert planned.status_code == 200, planned.text
+
+
 def test_a_share_plan_is_refused_unless_the_determination_permits(world: World, medicaid: dict[str, Any]) -> None:
     refused = world.client.post(
         f"{API}/shares/plan",

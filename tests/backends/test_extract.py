@@ -216,3 +216,82 @@ def test_a_value_that_does_not_match_its_type_is_reported_without_the_value(
         extract(backend, spec, tmp_path / "out", "parquet", AS_OF)
     text = caught.value.message + " ".join(str(p) for p in caught.value.problems)
     assert "type" in text and "Jane Roe" not in text
+
+
+def digests_of_clients(field: int) -> set[bytes]:
+    return {hmac.new(KEY, r[field].encode(), hashlib.sha256).digest() for r in client_rows()}
+
+
+@pytest.mark.parametrize("encodings", ["compatible", "v2"])
+def test_bytes_tokens_are_the_hmac_digests_themselves(
+    backend: Backend, law: LawPack, tmp_path: Path, encodings: str
+) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(law, columns, "identified", ["client_id", "ssn", "benefit"], pseudonymize=["client_id", "ssn"])
+    out = tmp_path / "out"
+    pads = PseudonymPads.from_key(KEY)
+    result = extract(backend, spec, out, "parquet", AS_OF, pads, parquet_encodings=encodings, token_format="bytes")
+    assert result.token_format == "bytes"
+    table = pq.read_table(out / result.files[0])
+    assert str(table.schema.field("client_id").type) == "binary" and str(table.schema.field("ssn").type) == "binary"
+    rows = read_rows(out, result.files)
+    assert len(rows) == 60
+    assert {row["client_id"] for row in rows} == digests_of_clients(0)
+    assert {row["ssn"] for row in rows} == digests_of_clients(2)
+
+
+def test_hex_is_the_default_and_bytes_tokens_are_its_digits_as_bytes(
+    backend: Backend, law: LawPack, tmp_path: Path
+) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(law, columns, "identified", ["client_id", "benefit"], pseudonymize=["client_id"])
+    pads = PseudonymPads.from_key(KEY)
+    hexed = extract(backend, spec, tmp_path / "hex", "parquet", AS_OF, pads)
+    raw = extract(backend, spec, tmp_path / "bytes", "parquet", AS_OF, pads, token_format="bytes")
+    assert hexed.token_format == "hex" and raw.token_format == "bytes"
+    as_hex = {str(r["client_id"]) for r in read_rows(tmp_path / "hex", hexed.files)}
+    as_bytes = {bytes(r["client_id"]).hex() for r in read_rows(tmp_path / "bytes", raw.files)}  # type: ignore[arg-type]
+    assert as_hex == as_bytes and len(as_hex) == 60
+
+
+def test_no_token_format_is_recorded_when_nothing_is_pseudonymized(
+    backend: Backend, law: LawPack, tmp_path: Path
+) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(law, columns, "identified", ["client_id", "benefit"])
+    assert extract(backend, spec, tmp_path / "out", "csv", AS_OF).token_format is None
+
+
+@pytest.mark.parametrize(("fmt", "token_format"), [("csv", "bytes"), ("parquet", "base64")])
+def test_bytes_tokens_in_csv_and_unknown_token_formats_are_refused_before_anything_is_written(
+    backend: Backend, law: LawPack, tmp_path: Path, fmt: str, token_format: str
+) -> None:
+    data, _ = write_clients(tmp_path)
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(law, columns, "identified", ["client_id", "benefit"], pseudonymize=["client_id"])
+    with pytest.raises(InvalidDataError) as refused:
+        extract(backend, spec, tmp_path / "out", fmt, AS_OF, PseudonymPads.from_key(KEY), token_format=token_format)
+    assert refused.value.problems[0].location == "token_format"
+    assert not (tmp_path / "out").exists()
+
+
+def test_bytes_tokens_are_the_same_when_duckdb_computes_hmac_in_sql(law: LawPack, tmp_path: Path) -> None:
+    from sharewise.pipeline.duckdb_backend import DuckDBBackend
+
+    data, _ = write_clients(tmp_path)
+    found = []
+    for compiled in (True, False):
+        backend = DuckDBBackend(threads=2, compiled_hmac=compiled)
+        try:
+            columns = backend.register_input(CsvInput(data))
+            spec = spec_for(law, columns, "identified", ["client_id", "benefit"], pseudonymize=["client_id"])
+            out = tmp_path / f"out-{compiled}"
+            result = extract(backend, spec, out, "parquet", AS_OF, PseudonymPads.from_key(KEY), token_format="bytes")
+            assert backend.hmac_engine != "sql" if compiled else backend.hmac_engine == "sql"
+            found.append({r["client_id"] for r in read_rows(out, result.files)})
+        finally:
+            backend.close()
+    assert found[0] == found[1] == digests_of_clients(0)

@@ -101,6 +101,22 @@ def test_verify_tells_the_recipient_which_readers_open_v2_parquet(workdir: Path)
     assert "format 2 encodings" in verified.output and "Spark 3.3+" in verified.output
 
 
+def test_verify_tells_the_recipient_that_pseudonyms_are_bytes(workdir: Path) -> None:
+    share = yaml.safe_load((workdir / "share.yaml").read_text(encoding="utf-8"))
+    (workdir / "share.yaml").write_text(
+        yaml.safe_dump({**share, "output": "parquet", "token_format": "bytes"}), encoding="utf-8"
+    )
+    assert runner.invoke(app, ["key", "agr-snap-tanf"]).exit_code == 0
+    done = runner.invoke(app, ["run", str(workdir / "share.yaml"), "--out", str(workdir / "out")])
+    assert done.exit_code == 0, done.output
+    certificate, key = str(workdir / "tanf-cert.pem"), str(workdir / "tanf-key.pem")
+    verified = runner.invoke(
+        app, ["verify", str(workdir / "out" / "snap-tanf-1.p7m"), "--cert", certificate, "--key", key]
+    )
+    assert verified.exit_code == 0, verified.output
+    assert "32-byte binary values" in verified.output and "format 2" not in verified.output
+
+
 def test_verify_rejects_a_package_for_someone_else(workdir: Path) -> None:
     runner.invoke(app, ["key", "agr-snap-tanf"])
     assert runner.invoke(app, ["run", str(workdir / "share.yaml"), "--out", str(workdir / "out")]).exit_code == 0

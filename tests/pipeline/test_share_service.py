@@ -146,6 +146,37 @@ def test_a_share_with_v2_parquet_encodings_says_so_in_its_manifest(setup: dict[s
     assert manifest["output"]["parquet_encodings"] == "compatible"
 
 
+def test_a_share_with_bytes_tokens_says_so_and_its_tokens_are_the_hex_ones_as_bytes(
+    setup: dict[str, Any], law: LawPack
+) -> None:
+    import pyarrow.parquet as pq
+
+    tokens = {}
+    for share_id, token_format in (("s-hex", "hex"), ("s-bytes", "bytes")):
+        result = run(setup, law, FakeSink(), share_id=share_id, token_format=token_format)
+        got = setup["dir"] / share_id
+        manifest = shares.verify_package(result.package.path, setup["cert"], setup["key"], extract_to=got).manifest
+        assert manifest["output"]["token_format"] == token_format
+        tokens[token_format] = pq.read_table(got / "data" / "part-0.parquet").column("client_id").to_pylist()
+    assert [bytes(t).hex() for t in tokens["bytes"]] == tokens["hex"] and len(tokens["hex"]) == 60
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"token_format": "base64"}, "hex or bytes"),
+        ({"token_format": "bytes", "output": "csv"}, "only for parquet output"),
+    ],
+)
+def test_the_token_format_is_checked_with_the_share_file(
+    setup: dict[str, Any], law: LawPack, changes: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InvalidDataError) as caught:
+        shares.parse_share({**setup["share"], **changes}, law, setup["dir"])
+    [problem] = caught.value.problems
+    assert problem.location == "share: token_format" and message in problem.message
+
+
 def test_two_agreements_give_unjoinable_pseudonyms(setup: dict[str, Any], law: LawPack) -> None:
     import pyarrow.parquet as pq
 

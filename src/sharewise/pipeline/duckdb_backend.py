@@ -19,7 +19,7 @@ from sharewise.pipeline.backend import (
     WriteResult,
     storage_error,
 )
-from sharewise.pipeline.sql import HMAC_FUNCTION, KEY_TABLE, SOURCE, hmac_sha256_sql, literal
+from sharewise.pipeline.sql import HMAC_BYTES_FUNCTION, HMAC_FUNCTION, KEY_TABLE, SOURCE, hmac_sha256_sql, literal
 
 if TYPE_CHECKING:
     from sharewise.pipeline.hmac_kernel import HexTokens
@@ -122,6 +122,7 @@ def translate_engine_error(exc: Exception, label: str) -> InvalidDataError | Sto
 # 4% smaller file (docs/performance.md); any zstd reader opens either.
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 _COMPILED_HMAC = "sw_hmac_sha256_compiled"  # the vectorized function HMAC_FUNCTION calls when compiled
+_COMPILED_HMAC_BYTES = "sw_hmac_sha256_bytes_compiled"  # and the one HMAC_BYTES_FUNCTION calls
 
 
 class DuckDBBackend:
@@ -179,9 +180,9 @@ class DuckDBBackend:
         return names
 
     def register_key(self, pads: PseudonymPads) -> None:
-        """The key table, and HMAC_FUNCTION for that key: compiled where possible, else a SQL macro.
+        """The key table, and HMAC_FUNCTION and HMAC_BYTES_FUNCTION for that key: compiled where possible, else SQL macros.
 
-        The compiled function holds the key's SHA-256 midstates in this connection (as secret as
+        The compiled functions hold the key's SHA-256 midstates in this connection (as secret as
         the key, never in SQL text or logs) and ignores the pad arguments of the call, which
         stay for engines that compute HMAC in SQL; table and function are replaced together.
         """
@@ -190,30 +191,38 @@ class DuckDBBackend:
         tokens = self._compiled_tokens(pads)
         if self.hmac_engine not in ("none", "sql"):
             self.con.remove_function(_COMPILED_HMAC)
+            self.con.remove_function(_COMPILED_HMAC_BYTES)
         if tokens is None:
             body = hmac_sha256_sql("ipad", "opad", "message")
+            body_bytes = f"UNHEX({body})"
             self.hmac_engine = "sql"
         else:
             blob, text = duckdb.sqltype("BLOB"), duckdb.sqltype("VARCHAR")
-            self.con.create_function(
-                _COMPILED_HMAC,
-                tokens,
-                [blob],
-                text,
-                type=ARROW,
-                null_handling=SPECIAL,  # the kernel keeps nulls itself
-            )
+            for name, function, returns in ((_COMPILED_HMAC, tokens[0], text), (_COMPILED_HMAC_BYTES, tokens[1], blob)):
+                self.con.create_function(
+                    name,
+                    function,
+                    [blob],
+                    returns,
+                    type=ARROW,
+                    null_handling=SPECIAL,  # the kernel keeps nulls itself
+                )
             body = f"{_COMPILED_HMAC}(message)"
-            self.hmac_engine = tokens.engine.name
+            body_bytes = f"{_COMPILED_HMAC_BYTES}(message)"
+            self.hmac_engine = tokens[0].engine.name
         self.con.execute(f"CREATE OR REPLACE TEMP MACRO {HMAC_FUNCTION}(ipad, opad, message) AS {body}")
+        self.con.execute(f"CREATE OR REPLACE TEMP MACRO {HMAC_BYTES_FUNCTION}(ipad, opad, message) AS {body_bytes}")
 
-    def _compiled_tokens(self, pads: PseudonymPads) -> HexTokens | None:
+    def _compiled_tokens(self, pads: PseudonymPads) -> tuple[HexTokens, HexTokens] | None:
+        """The compiled hex and bytes token functions for the key, or None (HMAC in SQL)."""
         if not self.compiled_hmac:
             return None
         from sharewise.pipeline.hmac_kernel import HexTokens, compiled_hmac
 
         engine = compiled_hmac()
-        return HexTokens(engine, pads.ipad, pads.opad) if engine is not None else None
+        if engine is None:
+            return None
+        return HexTokens(engine, pads.ipad, pads.opad), HexTokens(engine, pads.ipad, pads.opad, raw=True)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         try:

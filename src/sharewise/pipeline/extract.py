@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,7 +16,14 @@ from sharewise.pipeline import aggregate as agg
 from sharewise.pipeline.backend import Backend, PseudonymPads, storage_error
 from sharewise.pipeline.deidentify import RiskReport, search_levels
 from sharewise.pipeline.spec import ShareSpec
-from sharewise.pipeline.sql import FORMULA_PREFIXES, aggregate_sql, base_sql, csv_escaped_sql, k_anonymous_sql
+from sharewise.pipeline.sql import (
+    FORMULA_PREFIXES,
+    TOKEN_FORMATS,
+    aggregate_sql,
+    base_sql,
+    csv_escaped_sql,
+    k_anonymous_sql,
+)
 
 OUTPUT_FORMATS = ("parquet", "csv")
 # How Parquet output is encoded. "compatible": the Parquet 1.0 encodings (PLAIN, dictionary), which
@@ -51,6 +58,7 @@ class ExtractResult:
     risk: RiskReport | None = None
     parquet_encodings: str | None = None  # for parquet output: "compatible" or "v2"
     suppression: dict[str, Any] = field(default_factory=dict)
+    token_format: str | None = None  # when fields are pseudonymized: "hex" or "bytes" (TOKEN_FORMATS)
 
 
 def escape_formula(value: str) -> str:
@@ -67,10 +75,12 @@ def extract(
     pads: PseudonymPads | None = None,
     progress: Progress | None = None,
     parquet_encodings: str = "compatible",
+    token_format: str = "hex",
 ) -> ExtractResult:
     """Write the share's records (or table) into directory/data; the records stream through the engine.
 
     A table of counts (the aggregate form) is small and always written with the compatible encodings.
+    token_format: pseudonyms as 64 hex digits ("hex") or as their 32 bytes ("bytes": Parquet only).
     """
     progress = progress or NoProgress()
     if fmt not in OUTPUT_FORMATS:
@@ -79,18 +89,27 @@ def extract(
         raise InvalidDataError(
             "invalid share", [Problem("parquet_encodings", f"'{parquet_encodings}' is not one of compatible, v2")]
         )
+    if token_format not in TOKEN_FORMATS:
+        raise InvalidDataError(
+            "invalid share", [Problem("token_format", f"'{token_format}' is not one of {', '.join(TOKEN_FORMATS)}")]
+        )
+    if token_format == "bytes" and fmt != "parquet":
+        raise InvalidDataError(
+            "invalid share", [Problem("token_format", "bytes tokens are written only to parquet output; CSV needs hex")]
+        )
     if spec.needs_key:
         if pads is None:
             what = "pseudonymize" if spec.pseudonymized else "date_shift"
             raise InvalidDataError("invalid share", [Problem(what, "the agreement's pseudonym key is required")])
         backend.register_key(pads)
-    base = base_sql(spec.fields, as_of.year, spec.date_shift)
+    base = base_sql(spec.fields, as_of.year, spec.date_shift, token_format)
+    tokens = token_format if spec.pseudonymized else None
     data = directory / "data"
     risk: RiskReport | None = None
     if spec.form == "aggregate":
         with progress.step("counting cells"):
             rows = backend.query(aggregate_sql(base, spec.fields))
-        return _write_table(spec, rows, data, fmt)
+        return replace(_write_table(spec, rows, data, fmt), token_format=tokens)
     final = base
     if spec.form == "deidentified":
         with progress.step(f"k-anonymity search (k={spec.deidentification.k})"):
@@ -107,6 +126,7 @@ def extract(
         format=fmt,
         risk=risk,
         parquet_encodings=parquet_encodings if fmt == "parquet" else None,
+        token_format=tokens,
     )
 
 

@@ -27,6 +27,10 @@ SOURCE = "sw_source"  # the view a backend registers over the input
 KEY_TABLE = "sw_pseudonym_key"  # one row: the HMAC inner and outer pads of the agreement's key
 _KEY_ALIAS = "sw_k"
 HMAC_FUNCTION = "sw_hmac_sha256"  # (ipad BLOB, opad BLOB, message BLOB) -> VARCHAR, hex HMAC-SHA256
+HMAC_BYTES_FUNCTION = "sw_hmac_sha256_bytes"  # the same HMAC as its 32 bytes (BLOB): token_format bytes
+# How pseudonym tokens are written: "hex" (64 lowercase hex digits, text; the default) or "bytes"
+# (the HMAC's 32 bytes, binary: half the size, and about a fifth less CPU for a share to write).
+TOKEN_FORMATS = ("hex", "bytes")
 GROUP_COLUMN = "sw_group_size"
 
 # Date shifts are HMACs under the agreement's pseudonym key of this label followed by the
@@ -68,9 +72,11 @@ def render(sql: str, dialect: str) -> str:
 
 
 def _expand_hmac_call(node: exp.Expression) -> Any:
-    if isinstance(node, exp.Anonymous) and str(node.name).lower() == HMAC_FUNCTION:
+    if isinstance(node, exp.Anonymous) and str(node.name).lower() in (HMAC_FUNCTION, HMAC_BYTES_FUNCTION):
         ipad, opad, message = (arg.sql(dialect="duckdb") for arg in node.expressions)
-        return sqlglot.parse_one(hmac_sha256_sql(ipad, opad, message), read="duckdb")
+        hexed = hmac_sha256_sql(ipad, opad, message)
+        as_bytes = str(node.name).lower() == HMAC_BYTES_FUNCTION
+        return sqlglot.parse_one(f"UNHEX({hexed})" if as_bytes else hexed, read="duckdb")
     return node
 
 
@@ -90,8 +96,10 @@ def typed(plan: FieldPlan) -> str:
     return f"CAST({column} AS {SQL_TYPES[plan.type]})"
 
 
-def hmac_sha256(expr: str, key_alias: str = _KEY_ALIAS, label: bytes = b"") -> str:
+def hmac_sha256(expr: str, key_alias: str = _KEY_ALIAS, label: bytes = b"", as_bytes: bool = False) -> str:
     """HMAC-SHA256 (RFC 2104) of label followed by the UTF-8 text of expr, as 64 lowercase hex digits.
+
+    as_bytes: the HMAC's 32 bytes instead (HMAC_BYTES_FUNCTION; other engines get UNHEX of the hex).
 
     A call of HMAC_FUNCTION on the key table's pads and the message bytes: the DuckDB backend
     defines it (compiled, see hmac_kernel), render() writes it out as SQL for other engines.
@@ -100,7 +108,8 @@ def hmac_sha256(expr: str, key_alias: str = _KEY_ALIAS, label: bytes = b"") -> s
     message = f"ENCODE(CAST({expr} AS VARCHAR))"
     if label:
         message = f"UNHEX({literal(label.hex())}) || {message}"
-    return f"{HMAC_FUNCTION}({key_alias}.ipad, {key_alias}.opad, {message})"
+    function = HMAC_BYTES_FUNCTION if as_bytes else HMAC_FUNCTION
+    return f"{function}({key_alias}.ipad, {key_alias}.opad, {message})"
 
 
 def hmac_sha256_sql(ipad: str, opad: str, message: str) -> str:
@@ -157,8 +166,11 @@ def date_shift_source(shift: DateShift) -> str:
     return f"(SELECT sw_keyed.*, {remainder} AS {_SHIFT_REMAINDER} FROM ({keyed}) AS sw_keyed) AS sw_dated"
 
 
-def transformed(plan: FieldPlan, as_of_year: int, shift: DateShift | None = None) -> str:
-    """A field after its transformation (for de-identified data: before any generalization)."""
+def transformed(plan: FieldPlan, as_of_year: int, shift: DateShift | None = None, token_format: str = "hex") -> str:
+    """A field after its transformation (for de-identified data: before any generalization).
+
+    token_format: how a pseudonym is written, one of TOKEN_FORMATS.
+    """
     value = typed(plan)
     if plan.transform == KEEP:
         return value
@@ -167,7 +179,7 @@ def transformed(plan: FieldPlan, as_of_year: int, shift: DateShift | None = None
             raise ValueError("a shifted date needs the share's date shift")
         return f"{value} + {shift_days(shift.max_days)}"
     if plan.transform == PSEUDONYMIZE:
-        return hmac_sha256(value)
+        return hmac_sha256(value, as_bytes=token_format == "bytes")
     if plan.transform == YEAR:
         return f"YEAR({value})"
     if plan.transform == BIRTH_YEAR:
@@ -180,9 +192,13 @@ def transformed(plan: FieldPlan, as_of_year: int, shift: DateShift | None = None
     raise ValueError(f"unknown transform {plan.transform}")
 
 
-def base_sql(plans: Sequence[FieldPlan], as_of_year: int, shift: DateShift | None = None) -> str:
+def base_sql(
+    plans: Sequence[FieldPlan], as_of_year: int, shift: DateShift | None = None, token_format: str = "hex"
+) -> str:
     """SELECT of every planned field, transformed, from the source view (with each row's date shift, if any)."""
-    columns = ", ".join(f"{transformed(p, as_of_year, shift)} AS {quote(p.name)}" for p in plans)
+    if token_format not in TOKEN_FORMATS:
+        raise ValueError(f"unknown token format {token_format}")
+    columns = ", ".join(f"{transformed(p, as_of_year, shift, token_format)} AS {quote(p.name)}" for p in plans)
     needs_key = any(p.transform == PSEUDONYMIZE for p in plans)
     join = f" CROSS JOIN {KEY_TABLE} AS {_KEY_ALIAS}" if needs_key else ""
     source = date_shift_source(shift) if shift is not None else SOURCE

@@ -34,7 +34,7 @@ from sharewise.pipeline.spec import (
     ShareSpec,
     build_spec,
 )
-from sharewise.pipeline.sql import person_index_sql
+from sharewise.pipeline.sql import TOKEN_FORMATS, person_index_sql
 from sharewise.pipeline.stage import postgres_columns, stage_postgres
 from sharewise.policy.model import LawPack
 from sharewise.security import package
@@ -58,6 +58,7 @@ _KEYS = (
     "pseudonymize",
     "output",
     "parquet_encodings",
+    "token_format",
     "recipient_certificate",
     "deidentification",
     "aggregate",
@@ -78,6 +79,7 @@ class ShareDefinition:
     pseudonymize: tuple[str, ...] = ()
     output: str = "parquet"
     parquet_encodings: str = "compatible"  # "v2": smaller, faster to write; some older readers lack it
+    token_format: str = "hex"  # "bytes": pseudonyms as their 32 bytes (Parquet only), not 64 hex digits
     recipient_certificate: Path | None = None
     deidentification: DeidentificationOptions = field(default_factory=DeidentificationOptions)
     aggregate: AggregateOptions = field(default_factory=AggregateOptions)
@@ -175,6 +177,13 @@ def parse_share(data: Any, law: LawPack, base: Path, label: str = "share") -> Sh
         problems.append(Problem(f"{label}: parquet_encodings", "compatible or v2"))
     elif encodings != "compatible" and output != "parquet":
         problems.append(Problem(f"{label}: parquet_encodings", "only for parquet output"))
+    token_format = data.get("token_format", "hex")
+    if token_format not in TOKEN_FORMATS:
+        problems.append(Problem(f"{label}: token_format", "hex or bytes"))
+    elif token_format == "bytes" and output != "parquet":
+        problems.append(
+            Problem(f"{label}: token_format", "bytes only for parquet output (CSV cells are text: use hex)")
+        )
     cert = data.get("recipient_certificate")
     deid = data.get("deidentification") or {}
     agg = data.get("aggregate") or {}
@@ -203,6 +212,7 @@ def parse_share(data: Any, law: LawPack, base: Path, label: str = "share") -> Sh
         pseudonymize=names("pseudonymize"),
         output=str(output),
         parquet_encodings=str(encodings),
+        token_format=str(token_format),
         recipient_certificate=path_of(cert, "recipient_certificate") if cert is not None else None,
         deidentification=deid_options,
         aggregate=agg_options,
@@ -340,6 +350,7 @@ def _manifest(
         "output": {
             "format": extracted.format,
             "parquet_encodings": extracted.parquet_encodings,
+            "token_format": extracted.token_format,
             "rows": extracted.rows,
             "columns": list(extracted.columns),
             "files": list(extracted.files),
@@ -463,7 +474,15 @@ def run(
         pads = PseudonymPads.from_key(key.secret) if key else None
         as_of = definition.request.as_of or today
         extracted = extract(
-            backend, share_plan.spec, staging, definition.output, as_of, pads, progress, definition.parquet_encodings
+            backend,
+            share_plan.spec,
+            staging,
+            definition.output,
+            as_of,
+            pads,
+            progress,
+            definition.parquet_encodings,
+            definition.token_format,
         )
         tokens = _person_tokens(backend, definition, share_plan, staging, person_index_key)
         manifest = _manifest(share_plan, share_id, extracted, key, now())
