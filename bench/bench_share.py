@@ -4,8 +4,9 @@ Run: `uv run python bench/bench_share.py` (10 million rows on DuckDB, 1 million 
 3-4 minutes on 2 cores). `--rows N` and `--spark-rows N` scale it; `--spark-rows 0` skips Spark.
 `--date-shift DAYS` also runs the spec with both dates shifted per person (keyed by client_id,
 up to DAYS either way) instead of the year reduction, and reports its cost against the spec.
-The share runs twice: with the default (compatible) Parquet encodings and with
-`parquet_encodings: v2` (DELTA_LENGTH_BYTE_ARRAY for the tokens; fewer readers open it).
+The share runs four times: with the defaults (hex tokens, compatible Parquet encodings), with
+`parquet_encodings: v2` (DELTA_LENGTH_BYTE_ARRAY for the tokens; fewer readers open it), with
+`token_format: bytes` (each token its 32 bytes instead of 64 hex digits), and with both.
 `--variants` also writes the same share in other ways, to show what each cost is: HMAC in SQL
 instead of the compiled kernel, zstd at DuckDB's default level, Snappy; the plain COPY floor at
 DuckDB's defaults; and the share on each compiled HMAC engine that passes its self-test here
@@ -129,11 +130,18 @@ def measured(fn: Callable[[], object]) -> Measure:
 
 
 def run_extract(
-    backend: Backend, source: Path, out: Path, spec: ShareSpec = SPEC, parquet_encodings: str = "compatible"
+    backend: Backend,
+    source: Path,
+    out: Path,
+    spec: ShareSpec = SPEC,
+    parquet_encodings: str = "compatible",
+    token_format: str = "hex",
 ) -> int:
     backend.register_input(ParquetInput(source))
     pads = PseudonymPads.from_key(KEY)
-    return extract(backend, spec, out, "parquet", AS_OF, pads, parquet_encodings=parquet_encodings).rows
+    return extract(
+        backend, spec, out, "parquet", AS_OF, pads, parquet_encodings=parquet_encodings, token_format=token_format
+    ).rows
 
 
 def copy_share(source: Path, target: Path, options: str, threads: int, compiled_hmac: bool = True) -> None:
@@ -198,6 +206,18 @@ def main() -> None:
         print(f"share, parquet_encodings v2:               {v2_m.line(rows)}  ({v2_size / 2**20:,.0f} MiB)")
         print(f"ratio share v2 / floor: {v2_m.seconds / floor_m.seconds:.2f}x (CPU {v2_m.cpu / floor_m.cpu:.2f}x)")
         shutil.rmtree(work / "share-v2")
+
+        for label, encodings in (("share, token_format bytes:", "compatible"), ("share, bytes and v2:", "v2")):
+            backend = DuckDBBackend(threads=args.threads)
+            target = work / "share-bytes"
+            m = measured(
+                lambda: run_extract(backend, source, target, parquet_encodings=encodings, token_format="bytes")  # noqa: B023
+            )
+            backend.close()
+            size = sum(f.stat().st_size for f in target.rglob("*.parquet"))
+            print(f"{label:42} {m.line(rows)}  ({size / 2**20:,.0f} MiB)")
+            print(f"ratio {label[7:-1]} / floor: {m.seconds / floor_m.seconds:.2f}x (CPU {m.cpu / floor_m.cpu:.2f}x)")
+            shutil.rmtree(target)
 
         if args.variants:
             for label, options, compiled in (
