@@ -435,3 +435,28 @@ def test_a_parquet_upload_runs_and_a_file_that_is_not_what_the_share_file_says_i
         assert 'href="#source-file"' in errors and expected in errors, errors
         assert TMP not in errors and str(data_dir(people)) not in errors
     assert leftovers(people) == [] and set((data_dir(people) / JOBS).glob("*.json")) == before
+
+
+def test_a_share_file_asking_for_bytes_tokens_runs_from_the_page_and_its_package_says_so(
+    people: Site,  # noqa: F811
+    law: Any,
+    recipient: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    import pyarrow.parquet as pq
+
+    agreement_id = runnable(people, law)
+    dana = signed_in(people, "dana")
+    job_id = job_id_of(start(dana, run_files(agreement_id, recipient[0], token_format="bytes")))
+    jobs = jobs_for(people.control)
+    jobs.wait(job_id, WAIT)
+    job = jobs.read(people.control, "dana", job_id)
+    assert job.state == "succeeded" and job.result is not None, job.error
+    got = tmp_path / "got"
+    verified = shares.verify_package(data_dir(people) / job.result.package, recipient[0], recipient[1], extract_to=got)
+    assert verified.manifest["output"]["token_format"] == "bytes"
+    tokens = pq.read_table(got / "data" / "part-0.parquet").column("client_id").to_pylist()
+    assert len(tokens) == 30 and all(isinstance(t, bytes) and len(t) == 32 for t in tokens)
+
+    refused = start(dana, run_files(agreement_id, recipient[0], token_format="bytes", output="csv"))
+    assert refused.status_code == 422 and "only for parquet output" in summary(refused.text)
