@@ -85,11 +85,10 @@ def test_run_needs_the_agreement_key_then_publishes_a_package_that_verifies(work
     assert again.exit_code == 5 and "never overwritten" in again.output
 
 
-def test_verify_tells_the_recipient_which_readers_open_v2_parquet(workdir: Path) -> None:
+def verified_parquet_share(workdir: Path, **options: str) -> str:
+    """What `share verify` tells the recipient of the workdir's share run as Parquet with the options."""
     share = yaml.safe_load((workdir / "share.yaml").read_text(encoding="utf-8"))
-    (workdir / "share.yaml").write_text(
-        yaml.safe_dump({**share, "output": "parquet", "parquet_encodings": "v2"}), encoding="utf-8"
-    )
+    (workdir / "share.yaml").write_text(yaml.safe_dump({**share, "output": "parquet", **options}), encoding="utf-8")
     assert runner.invoke(app, ["key", "agr-snap-tanf"]).exit_code == 0
     done = runner.invoke(app, ["run", str(workdir / "share.yaml"), "--out", str(workdir / "out")])
     assert done.exit_code == 0, done.output
@@ -98,23 +97,17 @@ def test_verify_tells_the_recipient_which_readers_open_v2_parquet(workdir: Path)
         app, ["verify", str(workdir / "out" / "snap-tanf-1.p7m"), "--cert", certificate, "--key", key]
     )
     assert verified.exit_code == 0, verified.output
-    assert "format 2 encodings" in verified.output and "Spark 3.3+" in verified.output
+    return verified.output
+
+
+def test_verify_tells_the_recipient_which_readers_open_v2_parquet(workdir: Path) -> None:
+    output = verified_parquet_share(workdir, parquet_encodings="v2")
+    assert "format 2 encodings" in output and "Spark 3.3+" in output and "binary" not in output
 
 
 def test_verify_tells_the_recipient_that_pseudonyms_are_bytes(workdir: Path) -> None:
-    share = yaml.safe_load((workdir / "share.yaml").read_text(encoding="utf-8"))
-    (workdir / "share.yaml").write_text(
-        yaml.safe_dump({**share, "output": "parquet", "token_format": "bytes"}), encoding="utf-8"
-    )
-    assert runner.invoke(app, ["key", "agr-snap-tanf"]).exit_code == 0
-    done = runner.invoke(app, ["run", str(workdir / "share.yaml"), "--out", str(workdir / "out")])
-    assert done.exit_code == 0, done.output
-    certificate, key = str(workdir / "tanf-cert.pem"), str(workdir / "tanf-key.pem")
-    verified = runner.invoke(
-        app, ["verify", str(workdir / "out" / "snap-tanf-1.p7m"), "--cert", certificate, "--key", key]
-    )
-    assert verified.exit_code == 0, verified.output
-    assert "32-byte binary values" in verified.output and "format 2" not in verified.output
+    output = verified_parquet_share(workdir, token_format="bytes")
+    assert "32-byte binary values" in output and "format 2" not in output
 
 
 def test_verify_rejects_a_package_for_someone_else(workdir: Path) -> None:
