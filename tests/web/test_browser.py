@@ -148,7 +148,7 @@ def test_the_interview_leads_to_a_determination_and_a_sharing_request(desks: Des
     page.fill("#title", "School records for the juvenile court")
     page.fill("#use_case", "The court asks for the student's records.")
     page.click("text=Create sharing request")
-    assert "/requests/r-" in page.url
+    page.wait_for_url(re.compile(r".*/requests/r-[\w-]+$"))  # the click returns before the new page is there
     assert page.locator("#request-state").inner_text().lower() == "draft"
     shot(page, "request-draft")
 

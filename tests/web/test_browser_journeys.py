@@ -53,8 +53,19 @@ def flash(page: Page) -> str:
     return " ".join(page.locator("main .usa-alert").all_inner_texts())
 
 
+def flashed(page: Page, text: str) -> str:
+    """Every alert of the page once one says text: a click returns before the page it leads to is there."""
+    expect(page.locator("main .usa-alert", has_text=text).first).to_be_visible()
+    return flash(page)
+
+
 def state_of(page: Page) -> str:
     return page.locator("#request-state").inner_text().strip().lower()
+
+
+def expect_state(page: Page, state: str) -> None:
+    """Wait until the request page shows the state (the page after a click may not be there yet)."""
+    expect(page.locator("#request-state")).to_have_text(re.compile(rf"^\s*{re.escape(state)}\s*$", re.IGNORECASE))
 
 
 def issue_token(page: Page, label: str, role: str) -> str:
@@ -122,10 +133,12 @@ def test_a_request_goes_through_every_review_to_an_agreement_in_effect_and_its_d
     rosa.fill("#use_case", "Children in SNAP households get free school meals without an application.")
     rosa.fill("#recipient_agency", "lakeview-schools")
     rosa.click("text=Create sharing request")
+    rosa.wait_for_url(re.compile(r".*/requests/r-[\w-]+$"))  # the click returns before the new page is there
     request_id = rosa.url.rsplit("/", 1)[-1]
     assert re.fullmatch(r"r-[\w-]+", request_id) and state_of(rosa) == "draft"
     rosa.click("text=Submit for review")
-    assert state_of(rosa) == "program review" and "Submitted for program review." in flash(rosa)
+    flashed(rosa, "Submitted for program review.")
+    expect_state(rosa, "program review")
     check(rosa, "journey-agreement-01-submitted", found)
 
     # Each review in turn, each reviewer finding the request in their queue.
@@ -141,8 +154,8 @@ def test_a_request_goes_through_every_review_to_an_agreement_in_effect_and_its_d
         queue.get_by_role("link", name=request_id).click()
         page.fill("#comments", f"Reviewed by {user}.")
         page.click("text=Record decision")
-        assert state_of(page) == after, flash(page)
-        assert "recorded" in flash(page)
+        flashed(page, "recorded")
+        expect_state(page, after)
         check(page, f"journey-agreement-02-{user}", found)
     lee = desks("lee", f"/requests/{request_id}")
     expect(lee.locator("#outcome-heading")).to_have_text("Permitted")  # the determination legal review recorded
@@ -167,27 +180,27 @@ def test_a_request_goes_through_every_review_to_an_agreement_in_effect_and_its_d
     check(rosa, "journey-agreement-03-draft", found)
     rosa.click("text=Send to review")
     expect(rosa.locator("main .usa-tag").first).to_have_text(re.compile("^in.review$"))  # "in review" reads better
-    assert f"Agreement {agreement_id} sent to review." in flash(rosa)
+    flashed(rosa, f"Agreement {agreement_id} sent to review.")
 
     # An approver of each agency signs for its party (one approver cannot sign for both).
     avery = desks("avery", f"/agreements/{agreement_id}")
     avery.select_option("#sign-party", "discloser")
     check(avery, "journey-agreement-04-sign", found)
     avery.click("form[action$='/sign'] button[type=submit]")
-    assert "the other party has yet to sign" in flash(avery)
+    flashed(avery, "the other party has yet to sign")
     expect(avery.locator("dl")).to_contain_text(f"{DISCLOSER} (signed)")
     assert avery.locator("#sign-party").count() == 0  # separation of duties: no second signature offered
     expect(avery.locator("main")).to_contain_text("another approver signs for the other")
     blake = desks("blake", f"/agreements/{agreement_id}")
     assert blake.locator("#sign-party option").all_inner_texts() == [f"the recipient ({RECIPIENT})"]
     blake.click("form[action$='/sign'] button[type=submit]")
-    assert "both parties have signed" in flash(blake)
+    flashed(blake, "both parties have signed")
     expect(blake.locator("main .usa-tag").first).to_have_text("signed")
 
     # The county's approver puts it into effect.
     avery.reload()
     avery.click("text=Put the agreement into effect")
-    assert f"Agreement {agreement_id} is active." in flash(avery)
+    flashed(avery, f"Agreement {agreement_id} is active.")
     expect(avery.locator("main .usa-tag").first).to_have_text("active")
     history = avery.locator("main ul.usa-list").last.inner_text()
     assert "signed by avery for the discloser" in history and "signed by blake for the recipient" in history
@@ -320,7 +333,7 @@ def test_a_consent_is_checked_recorded_found_revoked_and_imported_from_fhir(
 
     dana.click("label[for=st-right_to_revoke]")
     dana.click("text=Record consent")
-    recorded = re.search(r"Consent (c-\d{4}-[0-9a-f]+) recorded\.", flash(dana))
+    recorded = re.search(r"Consent (c-\d{4}-[0-9a-f]+) recorded\.", flashed(dana, "recorded."))
     assert recorded and dana.url == f"{base_url}/consents", flash(dana)
     consent_id = recorded.group(1)
     row = dana.locator("tr", has=dana.locator(f"th:text-is('{consent_id}')"))
@@ -348,7 +361,7 @@ def test_a_consent_is_checked_recorded_found_revoked_and_imported_from_fhir(
     row = dana.locator("tr", has=dana.locator(f"th:text-is('{consent_id}')"))
     row.locator("select").select_option("written")
     row.get_by_role("button", name=f"Revoke {consent_id}").click()
-    assert f"Consent {consent_id} revoked." in flash(dana)
+    flashed(dana, f"Consent {consent_id} revoked.")
     expect(dana.locator("tr", has=dana.locator(f"th:text-is('{consent_id}')"))).to_contain_text("revoked")
     answer = look_up(dana, base_url)
     assert answer == "No: no consent in force covers this disclosure.", answer
