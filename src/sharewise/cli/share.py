@@ -174,7 +174,7 @@ def verify(
         out.print(
             "  Parquet with the format 2 encodings: open it with pyarrow or pandas, DuckDB, Spark 3.3+ or R's arrow"
         )
-    if m.get("output", {}).get("token_format") == "bytes":
+    if output.get("token_format") == "bytes":
         out.print(
             "  pseudonyms are 32-byte binary values, not hex text: join on them as they are "
             "(lower(hex(column)) in DuckDB or Spark gives the 64-digit hex token)"

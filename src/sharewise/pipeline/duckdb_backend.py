@@ -194,7 +194,7 @@ class DuckDBBackend:
             self.con.remove_function(_COMPILED_HMAC_BYTES)
         if tokens is None:
             body = hmac_sha256_sql("ipad", "opad", "message")
-            body_bytes = f"UNHEX({body})"
+            body_bytes = hmac_sha256_sql("ipad", "opad", "message", as_bytes=True)
             self.hmac_engine = "sql"
         else:
             blob, text = duckdb.sqltype("BLOB"), duckdb.sqltype("VARCHAR")

@@ -72,11 +72,11 @@ def render(sql: str, dialect: str) -> str:
 
 
 def _expand_hmac_call(node: exp.Expression) -> Any:
-    if isinstance(node, exp.Anonymous) and str(node.name).lower() in (HMAC_FUNCTION, HMAC_BYTES_FUNCTION):
+    name = str(node.name).lower() if isinstance(node, exp.Anonymous) else None
+    if name in (HMAC_FUNCTION, HMAC_BYTES_FUNCTION):
         ipad, opad, message = (arg.sql(dialect="duckdb") for arg in node.expressions)
-        hexed = hmac_sha256_sql(ipad, opad, message)
-        as_bytes = str(node.name).lower() == HMAC_BYTES_FUNCTION
-        return sqlglot.parse_one(f"UNHEX({hexed})" if as_bytes else hexed, read="duckdb")
+        expression = hmac_sha256_sql(ipad, opad, message, as_bytes=name == HMAC_BYTES_FUNCTION)
+        return sqlglot.parse_one(expression, read="duckdb")
     return node
 
 
@@ -112,13 +112,14 @@ def hmac_sha256(expr: str, key_alias: str = _KEY_ALIAS, label: bytes = b"", as_b
     return f"{function}({key_alias}.ipad, {key_alias}.opad, {message})"
 
 
-def hmac_sha256_sql(ipad: str, opad: str, message: str) -> str:
-    """HMAC-SHA256 as 64 hex digits in SQL: neither engine has HMAC, both have SHA-256 over bytes.
+def hmac_sha256_sql(ipad: str, opad: str, message: str, as_bytes: bool = False) -> str:
+    """HMAC-SHA256 as 64 hex digits in SQL (its 32 bytes when as_bytes): neither engine has HMAC, both have SHA-256.
 
     H((K^opad) || H((K^ipad) || m)): four SHA-256 compressions for a message under 56 bytes, as
     each pad is a whole block; the inner digest goes from hex back to bytes for the outer hash.
     """
-    return f"SHA256({opad} || UNHEX(SHA256({ipad} || {message})))"
+    hexed = f"SHA256({opad} || UNHEX(SHA256({ipad} || {message})))"
+    return f"UNHEX({hexed})" if as_bytes else hexed
 
 
 def zip3(expr: str) -> str:
