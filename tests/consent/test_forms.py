@@ -121,7 +121,11 @@ def test_the_part2_notice_is_the_version_in_force_on_the_date(law: LawPack) -> N
     assert first.part2_notice is not None and first.part2_notice.startswith("This information has been disclosed")
     assert "identifies a patient as having or having had a substance use disorder" in first.part2_notice
     assert old.part2_notice.startswith("This record which has been disclosed to you")
-    # The 2024 wording is only partly verified: whoever generates the form is told, the 2018 one needs no such note.
+    # The 2024 statement is whole: its conditions and closing sentence, no placeholder left for counsel to fill.
+    assert "(iii) You have received the record from a covered entity or business associate" in new.part2_notice
+    assert new.part2_notice.endswith("written consent to further use or redisclose the record (see 42 CFR 2.31).")
+    assert "[" not in new.part2_notice
+    # Its list comes from public copies, not the Federal Register: whoever generates the form is told.
     assert any("42 CFR 2.32(a)(1) notice for this date needs counsel's review" in w for w in new.warnings)
     assert not any("counsel's review" in w for w in old.warnings)
 
