@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,10 @@ from sharewise.agreements.parties import Parties
 from sharewise.policy.model import LawPack
 from sharewise.policy.request_parse import parse_request
 from sharewise.services import documents
+from tests import snapshot
 from tests.agreements.conftest import REQUESTS, SNAPSHOTS, TYPE_OF, pdf_text
 
 TODAY = dt.date(2026, 11, 25)
-UPDATE = os.environ.get("SHAREWISE_UPDATE_SNAPSHOTS") == "1"
 
 
 def make(law: LawPack, case: str, parties: Parties) -> AgreementDraft:
@@ -29,14 +28,7 @@ def make(law: LawPack, case: str, parties: Parties) -> AgreementDraft:
 
 
 def check_snapshot(name: str, text: str) -> None:
-    path = SNAPSHOTS / name
-    if UPDATE or not path.exists():
-        path.write_text(text, encoding="utf-8")
-        if not UPDATE:
-            pytest.fail(f"snapshot {name} was missing and has been written; review it and run again")
-    assert text == path.read_text(encoding="utf-8"), (
-        f"{name} differs from the golden snapshot; review the change and rerun with SHAREWISE_UPDATE_SNAPSHOTS=1"
-    )
+    snapshot.check_snapshot(SNAPSHOTS / name, text)
 
 
 @pytest.mark.parametrize("case", sorted(REQUESTS))

@@ -30,6 +30,7 @@ from sharewise.policy.model import LawPack
 from sharewise.policy.request_parse import parse_request
 from sharewise.services import documents
 from sharewise.services.determinations import determine
+from tests import snapshot
 from tests.agreements.conftest import pdf_text
 
 TODAY = dt.date(2026, 11, 25)
@@ -210,3 +211,24 @@ def test_the_consent_form_command_writes_each_format(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["consent-form", str(request), "--format", "md", "--out", str(tmp_path / "f.md")])
     assert bad.exit_code == 2 and "'md' is not one of docx, pdf, html" in bad.output
     assert not (tmp_path / "f.md").exists()
+
+
+# Golden rendered forms, reviewed as files: each kind of request on the date of its case, and the
+# Part 2 release on a date under each earlier version of the 42 CFR 2.32 statement.
+FORM_SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+SNAPSHOT_FORMS: dict[str, tuple[str, dict[str, Any]]] = {
+    **{case: (case, {}) for case in REQUESTS},
+    "sud-2019": ("sud", {"as_of": "2019-06-01"}),
+    "sud-2023": ("sud", {"as_of": "2023-06-01"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SNAPSHOT_FORMS))
+def test_each_form_matches_its_golden_html(law: LawPack, name: str) -> None:
+    case, changes = SNAPSHOT_FORMS[name]
+    snapshot.check_snapshot(FORM_SNAPSHOTS / f"{name}.html", forms.to_html(form_for(law, case, **changes)))
+
+
+def test_form_snapshots_have_no_stale_files() -> None:
+    present = {p.name for p in FORM_SNAPSHOTS.iterdir()}
+    assert present <= {f"{name}.html" for name in SNAPSHOT_FORMS}, f"stale snapshots: {sorted(present)}"
