@@ -7,10 +7,12 @@ up to DAYS either way) instead of the year reduction, and reports its cost again
 The share runs four times: with the defaults (hex tokens, compatible Parquet encodings), with
 `parquet_encodings: v2` (DELTA_LENGTH_BYTE_ARRAY for the tokens; fewer readers open it), with
 `token_format: bytes` (each token its 32 bytes instead of 64 hex digits), and with both.
+The floor is also run at DuckDB's own defaults (Snappy), the issue's literal floor, and each
+share's ratio is printed against both. `--repeat N` runs the floors and the four shares N times,
+interleaved, and reports the best of each (single runs on a shared machine move by 5-10%).
 `--variants` also writes the same share in other ways, to show what each cost is: HMAC in SQL
-instead of the compiled kernel, zstd at DuckDB's default level, Snappy; the plain COPY floor at
-DuckDB's defaults; and the share on each compiled HMAC engine that passes its self-test here
-(the process uses the faster).
+instead of the compiled kernel, zstd at DuckDB's default level, Snappy; and the share on each
+compiled HMAC engine that passes its self-test here (the process uses the faster).
 
 The spec is the issue's typical one: a projection of 7 of 10 columns, two HMAC-SHA256
 pseudonyms, a date reduced to its year and a ZIP code reduced to three digits (000 for the
@@ -162,6 +164,9 @@ def main() -> None:
         "--date-shift", type=int, default=0, metavar="DAYS", help="also measure per-person date shifting"
     )
     parser.add_argument("--variants", action="store_true", help="also measure SQL HMAC, zstd level 3 and Snappy")
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="best of N interleaved rounds of the floors and shares"
+    )
     args = parser.parse_args()
     rows = args.rows
     work = Path(tempfile.mkdtemp(prefix="sharewise-bench-"))
@@ -181,43 +186,67 @@ def main() -> None:
             f"(engine: {engine.name if engine else 'none, HMAC in SQL'})"
         )
 
-        floor = DuckDBBackend(threads=args.threads)
-        floor.register_input(ParquetInput(source))
         columns = ", ".join(NEEDED)
-        floor_m = measured(
-            lambda: floor.con.execute(
-                f"COPY (SELECT {columns} FROM sw_source) TO '{work / 'floor.parquet'}' ({PARQUET_OPTIONS})"
-            )
+
+        def copy_floor(options: str) -> Callable[[], object]:
+            def step() -> object:
+                floor = DuckDBBackend(threads=args.threads)
+                try:
+                    floor.register_input(ParquetInput(source))
+                    target = work / "floor.parquet"
+                    return floor.con.execute(f"COPY (SELECT {columns} FROM sw_source) TO '{target}' ({options})")
+                finally:
+                    floor.close()
+
+            return step
+
+        def share(name: str, encodings: str, token_format: str) -> Callable[[], object]:
+            def step() -> object:
+                shutil.rmtree(work / name, ignore_errors=True)
+                backend = DuckDBBackend(threads=args.threads)
+                try:
+                    return run_extract(
+                        backend, source, work / name, parquet_encodings=encodings, token_format=token_format
+                    )
+                finally:
+                    backend.close()
+
+            return step
+
+        # (label, output directory or None for a floor, step): the floor, the share with the defaults
+        # and with each output option, and the floor at DuckDB's own defaults (the literal floor).
+        shares = (
+            ("share  (2 HMACs, year, ZIP3)", "share", "compatible", "hex"),
+            ("share, parquet_encodings v2", "share-v2", "v2", "hex"),
+            ("share, token_format bytes", "share-bytes", "compatible", "bytes"),
+            ("share, bytes and v2", "share-bytes-v2", "v2", "bytes"),
         )
-        floor.close()
-        print(f"floor  (plain COPY of the needed columns): {floor_m.line(rows)}")
-
-        backend = DuckDBBackend(threads=args.threads)
-        share_m = measured(lambda: run_extract(backend, source, work / "share"))
-        backend.close()
-        share_size = sum(f.stat().st_size for f in (work / "share").rglob("*.parquet"))
-        print(f"share  (2 HMACs, year, ZIP3):              {share_m.line(rows)}  ({share_size / 2**20:,.0f} MiB)")
-        print(f"ratio share / floor: {share_m.seconds / floor_m.seconds:.2f}x (CPU {share_m.cpu / floor_m.cpu:.2f}x)")
-
-        backend = DuckDBBackend(threads=args.threads)
-        v2_m = measured(lambda: run_extract(backend, source, work / "share-v2", parquet_encodings="v2"))
-        backend.close()
-        v2_size = sum(f.stat().st_size for f in (work / "share-v2").rglob("*.parquet"))
-        print(f"share, parquet_encodings v2:               {v2_m.line(rows)}  ({v2_size / 2**20:,.0f} MiB)")
-        print(f"ratio share v2 / floor: {v2_m.seconds / floor_m.seconds:.2f}x (CPU {v2_m.cpu / floor_m.cpu:.2f}x)")
-        shutil.rmtree(work / "share-v2")
-
-        for label, encodings in (("share, token_format bytes:", "compatible"), ("share, bytes and v2:", "v2")):
-            backend = DuckDBBackend(threads=args.threads)
-            target = work / "share-bytes"
-            m = measured(
-                lambda: run_extract(backend, source, target, parquet_encodings=encodings, token_format="bytes")  # noqa: B023
+        steps: list[tuple[str, str | None, Callable[[], object]]] = [
+            ("floor  (plain COPY of the needed columns)", None, copy_floor(PARQUET_OPTIONS)),
+            *((label, directory, share(directory, enc, fmt)) for label, directory, enc, fmt in shares),
+            ("floor at DuckDB's defaults (Snappy)", None, copy_floor("FORMAT parquet")),
+        ]
+        rounds: dict[str, list[Measure]] = {label: [] for label, _, _ in steps}
+        for _ in range(args.repeat):  # interleaved, so a change in the machine's load hits every step alike
+            for label, _, step in steps:
+                rounds[label].append(measured(step))
+        best = {label: min(ms, key=lambda m: m.seconds) for label, ms in rounds.items()}
+        floor_m, share_m, literal = best[steps[0][0]], best[steps[1][0]], best[steps[-1][0]]
+        for label, directory, _ in steps:
+            m = best[label]
+            if directory is None:
+                print(f"{label + ':':42} {m.line(rows)}")
+                continue
+            size = sum(f.stat().st_size for f in (work / directory).rglob("*.parquet"))
+            print(f"{label + ':':42} {m.line(rows)}  ({size / 2**20:,.0f} MiB)")
+            print(
+                f"  ratio to the floor: {m.seconds / floor_m.seconds:.2f}x (CPU {m.cpu / floor_m.cpu:.2f}x); "
+                f"to the floor at DuckDB's defaults: {m.seconds / literal.seconds:.2f}x"
             )
-            backend.close()
-            size = sum(f.stat().st_size for f in target.rglob("*.parquet"))
-            print(f"{label:42} {m.line(rows)}  ({size / 2**20:,.0f} MiB)")
-            print(f"ratio {label[7:-1]} / floor: {m.seconds / floor_m.seconds:.2f}x (CPU {m.cpu / floor_m.cpu:.2f}x)")
-            shutil.rmtree(target)
+        if args.repeat > 1:
+            print(f"best of {args.repeat} interleaved rounds; each round's seconds:")
+            for label, ms in rounds.items():
+                print(f"  {label:40} {' '.join(f'{m.seconds:.2f}' for m in ms)}")
 
         if args.variants:
             for label, options, compiled in (
@@ -228,18 +257,6 @@ def main() -> None:
                 target = work / f"variant-{len(list(work.glob('variant-*')))}.parquet"
                 m = measured(lambda: copy_share(source, target, options, args.threads, compiled))  # noqa: B023
                 print(f"{label + ':':42} {m.line(rows)}  ({target.stat().st_size / 2**20:,.0f} MiB)")
-            default_floor = work / "floor-default.parquet"
-            floor = DuckDBBackend(threads=args.threads)
-            floor.register_input(ParquetInput(source))
-            m = measured(
-                lambda: floor.con.execute(
-                    f"COPY (SELECT {columns} FROM sw_source) TO '{default_floor}' (FORMAT parquet)"
-                )
-            )
-            floor.close()
-            print(
-                f"{'floor, DuckDB defaults (Snappy):':42} {m.line(rows)}  (ratio share / this floor {share_m.seconds / m.seconds:.2f}x)"
-            )
             chosen = hmac_kernel._process.engine
             try:
                 for candidate in hmac_kernel.checked_engines():
