@@ -156,6 +156,7 @@ def test_a_share_plan_lists_what_leaves_and_what_stays_with_reasons(world: World
     dropped = {d["name"]: d["reason"] for d in plan["dropped"]}
     assert "email" in dropped and "street" in dropped  # contact is not in the request; street was not needed
     assert all(reason for reason in dropped.values())
+    assert plan["output"] == {"format": "parquet", "parquet_encodings": "compatible", "token_format": "hex"}
 
 
 def test_parquet_encodings_are_one_of_two_and_only_for_parquet(world: World, medicaid: dict[str, Any]) -> None:
@@ -184,6 +185,7 @@ def test_the_token_format_is_hex_or_bytes_and_bytes_only_for_parquet(world: Worl
         f"{API}/shares/plan", headers=headers, json=share_body("agr-plan", token_format="bytes")
     )
     assert planned.status_code == 200, planned.text
+    assert planned.json()["output"]["token_format"] == "bytes"  # as the manifest will record it
 
 
 def test_a_share_plan_is_refused_unless_the_determination_permits(world: World, medicaid: dict[str, Any]) -> None:

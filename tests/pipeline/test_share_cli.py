@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,32 @@ def test_plan_lists_what_leaves_and_what_stays_with_reasons(workdir: Path) -> No
     assert result.exit_code == 0, result.output
     assert "permitted" in result.output and "pseudonymize" in result.output
     assert "street" in result.output and "minimum necessary" in result.output
+
+
+def test_plan_says_how_the_recipient_receives_the_data(workdir: Path) -> None:
+    result = runner.invoke(app, ["plan", str(workdir / "share.yaml")])
+    assert "output: csv, pseudonyms as 64 hex digits (text)" in " ".join(result.output.split())
+    share = yaml.safe_load((workdir / "share.yaml").read_text(encoding="utf-8"))
+    fast = {**share, "output": "parquet", "parquet_encodings": "v2", "token_format": "bytes"}
+    (workdir / "share.yaml").write_text(yaml.safe_dump(fast), encoding="utf-8")
+    result = runner.invoke(app, ["plan", str(workdir / "share.yaml")])
+    words = " ".join(result.output.split())
+    assert "output: parquet, format 2 encodings (recent readers only), pseudonyms as 32-byte binary values" in words
+    as_json = runner.invoke(app, ["plan", str(workdir / "share.yaml"), "--format", "json"])
+    assert json.loads(as_json.output)["output"] == {
+        "format": "parquet",
+        "parquet_encodings": "v2",
+        "token_format": "bytes",
+    }
+    (workdir / "share.yaml").write_text(
+        yaml.safe_dump({**share, "pseudonymize": [], "output": "parquet"}), encoding="utf-8"
+    )
+    plain = runner.invoke(app, ["plan", str(workdir / "share.yaml"), "--format", "json"])
+    assert json.loads(plain.output)["output"] == {
+        "format": "parquet",
+        "parquet_encodings": "compatible",
+        "token_format": None,
+    }
 
 
 def test_run_needs_the_agreement_key_then_publishes_a_package_that_verifies(workdir: Path) -> None:

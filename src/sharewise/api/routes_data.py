@@ -712,6 +712,7 @@ def plan_share(body: ShareIn, context: Ctx, user: Principal) -> dict[str, Any]:
             {"authority": a.authority, "outcome": a.outcome.value, "pathway": a.pathway} for a in d.authorities
         ],
         **planned.spec.as_dict(),
+        "output": planned.output_settings(),
     }
 
 

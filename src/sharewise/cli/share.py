@@ -68,13 +68,15 @@ def plan(
     definition = shares.read_share(share_file, law)
     result = shares.plan(definition, law, SystemClock().today())
     if format == "json":
-        out.print_json(json.dumps({"outcome": result.determination.outcome.value, **result.spec.as_dict()}))
+        plan_json = {"outcome": result.determination.outcome.value, **result.spec.as_dict()}
+        out.print_json(json.dumps({**plan_json, "output": result.output_settings()}))
         return
     d = result.determination
     out.print(f"[bold]determination[/]: [green]{d.outcome.value}[/] ({escape(d.law_version)}, as of {d.as_of})")
     for a in d.authorities:
         out.print(f"  {escape(a.authority)}: {a.outcome.value} via {escape(a.pathway or '-')}")
     out.print(f"[bold]form[/]: {result.spec.form}")
+    out.print(f"[bold]output[/]: {escape(result.describe_output())}")
     out.print(f"[bold]fields that leave[/] ({len(result.spec.fields)}):")
     for f in result.spec.fields:
         qi = " [dim](quasi-identifier)[/]" if f.quasi_identifier else ""

@@ -96,6 +96,30 @@ class SharePlan:
     dictionary: DataDictionary
     spec: ShareSpec
 
+    def output_settings(self) -> dict[str, str | None]:
+        """How the recipient receives the data, as the package manifest's `output` section will record it."""
+        d = self.definition
+        table_of_counts = self.spec.form == "aggregate"
+        return {
+            "format": d.output,
+            "parquet_encodings": d.parquet_encodings if d.output == "parquet" and not table_of_counts else None,
+            "token_format": d.token_format if self.spec.pseudonymized else None,
+        }
+
+    def describe_output(self) -> str:
+        """The output settings in words: what the recipient's tools must open."""
+        settings = self.output_settings()
+        words = [str(settings["format"])]
+        if settings["parquet_encodings"] == "v2":
+            words.append("format 2 encodings (recent readers only)")
+        elif settings["parquet_encodings"]:
+            words.append("compatible encodings (every reader)")
+        if settings["token_format"] == "bytes":
+            words.append("pseudonyms as 32-byte binary values")
+        elif settings["token_format"]:
+            words.append("pseudonyms as 64 hex digits (text)")
+        return ", ".join(words)
+
 
 @dataclass(frozen=True)
 class ShareResult:
