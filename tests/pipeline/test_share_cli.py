@@ -52,6 +52,7 @@ def test_plan_lists_what_leaves_and_what_stays_with_reasons(workdir: Path) -> No
     assert result.exit_code == 0, result.output
     assert "permitted" in result.output and "pseudonymize" in result.output
     assert "street" in result.output and "minimum necessary" in result.output
+    assert "does not replace legal advice" in " ".join(result.output.split())
 
 
 def test_plan_says_how_the_recipient_receives_the_data(workdir: Path) -> None:
@@ -63,12 +64,9 @@ def test_plan_says_how_the_recipient_receives_the_data(workdir: Path) -> None:
     result = runner.invoke(app, ["plan", str(workdir / "share.yaml")])
     words = " ".join(result.output.split())
     assert "output: parquet, format 2 encodings (recent readers only), pseudonyms as 32-byte binary values" in words
-    as_json = runner.invoke(app, ["plan", str(workdir / "share.yaml"), "--format", "json"])
-    assert json.loads(as_json.output)["output"] == {
-        "format": "parquet",
-        "parquet_encodings": "v2",
-        "token_format": "bytes",
-    }
+    as_json = json.loads(runner.invoke(app, ["plan", str(workdir / "share.yaml"), "--format", "json"]).output)
+    assert as_json["output"] == {"format": "parquet", "parquet_encodings": "v2", "token_format": "bytes"}
+    assert any("does not replace legal advice" in notice for notice in as_json["notices"])
     (workdir / "share.yaml").write_text(
         yaml.safe_dump({**share, "pseudonymize": [], "output": "parquet"}), encoding="utf-8"
     )

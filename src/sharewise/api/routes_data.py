@@ -713,6 +713,7 @@ def plan_share(body: ShareIn, context: Ctx, user: Principal) -> dict[str, Any]:
         ],
         **planned.spec.as_dict(),
         "output": planned.output_settings(),
+        "notices": d.notices,
     }
 
 

@@ -69,7 +69,8 @@ def plan(
     result = shares.plan(definition, law, SystemClock().today())
     if format == "json":
         plan_json = {"outcome": result.determination.outcome.value, **result.spec.as_dict()}
-        out.print_json(json.dumps({**plan_json, "output": result.output_settings()}))
+        notices = {"notices": result.determination.notices}
+        out.print_json(json.dumps({**plan_json, "output": result.output_settings(), **notices}))
         return
     d = result.determination
     out.print(f"[bold]determination[/]: [green]{d.outcome.value}[/] ({escape(d.law_version)}, as of {d.as_of})")
@@ -84,6 +85,8 @@ def plan(
     out.print(f"[bold]fields that stay[/] ({len(result.spec.dropped)}):")
     for dropped in result.spec.dropped:
         out.print(f"  {escape(dropped.name):28} {escape(dropped.reason)}")
+    for notice in d.notices:
+        out.print(f"[italic]{escape(notice)}[/]")
 
 
 @app.command("run")
