@@ -76,6 +76,14 @@ def test_plan_says_how_the_recipient_receives_the_data(workdir: Path) -> None:
         "parquet_encodings": "compatible",
         "token_format": None,
     }
+    # Tables of counts are always written with the compatible encodings, whatever the share file asks.
+    request = {**share["request"], "form": "aggregate", "data": ["demographics", "eligibility_and_benefits"]}
+    counts = {**share, "request": request, "needs": ["sex", "household_size"], "pseudonymize": []}
+    counts |= {"output": "parquet", "parquet_encodings": "v2", "aggregate": {"by": ["sex", "household_size"]}}
+    (workdir / "share.yaml").write_text(yaml.safe_dump(counts), encoding="utf-8")
+    table = runner.invoke(app, ["plan", str(workdir / "share.yaml"), "--format", "json"])
+    assert table.exit_code == 0, table.output
+    assert json.loads(table.output)["output"]["parquet_encodings"] == "compatible"
 
 
 def test_run_needs_the_agreement_key_then_publishes_a_package_that_verifies(workdir: Path) -> None:

@@ -99,10 +99,10 @@ class SharePlan:
     def output_settings(self) -> dict[str, str | None]:
         """How the recipient receives the data, as the package manifest's `output` section will record it."""
         d = self.definition
-        table_of_counts = self.spec.form == "aggregate"
+        encodings = "compatible" if self.spec.form == "aggregate" else d.parquet_encodings  # tables of counts
         return {
             "format": d.output,
-            "parquet_encodings": d.parquet_encodings if d.output == "parquet" and not table_of_counts else None,
+            "parquet_encodings": encodings if d.output == "parquet" else None,
             "token_format": d.token_format if self.spec.pseudonymized else None,
         }
 
