@@ -24,8 +24,14 @@ STATEMENTS = {
 
 
 def _fold(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return "".join(ch for ch in folded.lower() if ch.isalnum())
+    """Letters and digits of any script, case-folded, accents dropped: "José" and "JOSE" fold alike.
+
+    Only combining marks are removed after compatibility decomposition; letters without an ASCII
+    form (李, Ø, Ł, ß) are kept, so names in any script give distinct tokens.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return "".join(ch for ch in kept.casefold() if ch.isalnum())
 
 
 def person_lookup_key(given_name: str, family_name: str, date_of_birth_iso: str) -> str:
@@ -45,6 +51,13 @@ class PersonIdentifiers(_Frozen):
     date_of_birth: dt.date
     ssn_last4: str | None = Field(default=None, pattern=r"^\d{4}$")
     client_ids: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("given_name", "family_name")
+    @classmethod
+    def _has_a_letter(cls, name: str) -> str:
+        if not _fold(name):  # a name of punctuation alone would leave only the birth date to tell people apart
+            raise ValueError("must contain at least one letter or digit")
+        return name
 
     def lookup_key(self) -> str:
         """The normalized string the keyed person token is computed from."""

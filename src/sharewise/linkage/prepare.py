@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from sharewise.linkage.tables import directionals, nicknames, street_suffixes, unit_designators
 
-_NOT_LETTER = re.compile(r"[^a-z ]+")
+_NOT_LETTER = re.compile(r"[^\w ]+|[\d_]+")  # anything but letters (of any script) and spaces
 _SPACES = re.compile(r"\s+")
 _SURNAME_PARTICLES = frozenset(
     {"de", "del", "della", "der", "di", "da", "du", "la", "le", "van", "von", "st", "y", "e"}
@@ -46,9 +46,9 @@ _MONTHS = {
 
 
 def fold(text: str) -> str:
-    """Lower case ASCII: accents removed (José -> jose), ligatures expanded."""
+    """Lower case, accents removed (José -> jose), ligatures expanded; letters without a Latin form (李) kept."""
     decomposed = unicodedata.normalize("NFKD", text.replace("ß", "ss").replace("ø", "o").replace("Ø", "O"))
-    return decomposed.encode("ascii", "ignore").decode("ascii").lower()
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
 
 
 def name_tokens(text: str | None) -> list[str]:
