@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import pytest
+
 from sharewise.consent.validate import element_checks, validate_consent
+from sharewise.domain.errors import InvalidDataError
 from sharewise.policy.model import LawPack
 from sharewise.services import consents as service
+from sharewise.wiring import Control
 from tests.consent.conftest import consent
 
 
@@ -37,7 +43,31 @@ def test_a_missing_revocation_statement_is_named_with_its_citation(law: LawPack)
 
 def test_an_expiration_before_signing_is_a_defect(law: LawPack) -> None:
     problems = service.validate(law, consent(expiration={"date": "2026-01-01"}))
-    assert any("expires before it was signed" in p.reason for p in problems)
+    assert any("expires before it takes effect" in p.reason for p in problems)
+    assert any("the person's signature is dated after the consent expires" in p.reason for p in problems)
+
+
+def test_every_signature_counts_not_only_the_first(law: LawPack) -> None:
+    person = {"signer": "person", "name": "Ana Example", "signed_on": "2026-03-01", "method": "wet_ink"}
+    guardian = {
+        "signer": "representative",
+        "name": "Guardian Example",
+        "signed_on": "2027-06-01",
+        "method": "wet_ink",
+        "relationship": "guardian",
+    }
+    problems = service.validate(law, consent(signatures=[person, guardian]))
+    assert [p.reason for p in problems if p.rule == "consent.dates"] == [
+        "the representative's signature is dated after the consent expires"
+    ]
+    assert not [p for p in service.validate(law, consent(signatures=[person])) if p.rule == "consent.dates"]
+
+
+def test_a_signature_dated_in_the_future_is_a_defect_when_the_day_is_known(law: LawPack) -> None:
+    signed = consent(signatures=[{"signer": "person", "name": "A E", "signed_on": "2026-09-01", "method": "wet_ink"}])
+    assert not [p for p in service.validate(law, signed) if p.rule == "consent.dates"]
+    late = service.validate(law, signed, today=dt.date(2026, 5, 1))
+    assert [p.reason for p in late if p.rule == "consent.dates"] == ["the person's signature is dated in the future"]
 
 
 def test_a_consent_without_expiration_fails_part2(law: LawPack) -> None:
@@ -120,7 +150,37 @@ def test_the_consents_own_date_check_reads_as_a_rule_of_every_consent(law: LawPa
     titles = {a.id: a.name for a in law.authorities}
     problems = validate_consent(backwards, service.requirements_for(law, backwards), titles=titles)
     dates = [p for p in problems if p.rule == "consent.dates"]
-    assert [(p.authority, p.element, p.citations) for p in dates] == [("consent", "expiration", ())]
-    assert str(dates[0]) == (
-        "Every consent requires 'An expiration after signing': the consent expires before it was signed"
+    assert [(p.authority, p.element, p.citations) for p in dates] == [("consent", "expiration", ())] * 2
+    assert [str(p) for p in dates] == [
+        "Every consent requires 'An expiration after the effective date': the consent expires before it takes effect",
+        "Every consent requires 'An expiration after signing': the person's signature is dated after the consent expires",
+    ]
+
+
+def test_the_registry_refuses_a_signature_dated_after_the_day_it_is_recorded(control: Control, law: LawPack) -> None:
+    signed = consent(signatures=[{"signer": "person", "name": "A E", "signed_on": "2026-09-01", "method": "wet_ink"}])
+    with pytest.raises(InvalidDataError) as info:
+        service.add(control, law, signed, actor="alice")  # the control's clock reads 2026-05-01
+    assert any("dated in the future" in p.message for p in info.value.problems)
+
+
+def test_a_minor_students_consent_needs_a_parents_signature_under_ferpa(law: LawPack) -> None:
+    school = {
+        "disclosers": [{"program": "k12_education"}],
+        "data": ["education_record"],
+        "purposes": ["service_delivery"],
+        "person_is_minor": True,
+        "statements": ["right_to_revoke", "redisclosure_warning"],
+        "information_description": "grades and attendance",
+    }
+    alone = service.validate(law, consent(**school))
+    ferpa = [p for p in alone if p.authority == "ferpa"]
+    assert [(p.element, p.reason) for p in ferpa] == [
+        ("signature_date", "the person is a minor and no parent or guardian signed")
+    ]
+    assert "34 CFR 99.30" in ferpa[0].citations
+    parent = {"signer": "representative", "name": "P E", "signed_on": "2026-03-01", "method": "wet_ink"}
+    with_parent = consent(
+        **school, signatures=[*consent().model_dump()["signatures"], {**parent, "relationship": "parent"}]
     )
+    assert not [p for p in service.validate(law, with_parent) if p.authority == "ferpa"]

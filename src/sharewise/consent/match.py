@@ -21,7 +21,12 @@ def coverage_failures(consent: ConsentRecord, request: Request, on: dt.date) -> 
         failures.append(f"does not permit {request.source.program} to disclose")
     if not any(_recipient_matches(spec, request) for spec in consent.recipients):
         who = request.recipient.kind + (f" ({request.recipient.program})" if request.recipient.program else "")
-        failures.append(f"does not name this recipient ({who})")
+        named = [s.name for s in consent.recipients if s.name and _class_matches(s, request)]
+        if named and request.recipient.name:  # the right kind of recipient, under another name
+            names = ", ".join(f"'{name}'" for name in named)
+            failures.append(f"names the recipient {names}, not '{request.recipient.name}' ({who})")
+        else:
+            failures.append(f"does not name this recipient ({who})")
     if request.purpose not in consent.purposes:
         failures.append(f"does not cover the purpose {request.purpose}")
     missing = [c for c in request.data if c not in consent.data]
@@ -30,10 +35,14 @@ def coverage_failures(consent: ConsentRecord, request: Request, on: dt.date) -> 
     return failures
 
 
+def _class_matches(spec: RecipientSpec, request: Request) -> bool:
+    """The recipient is of the consent's kind (and program, if it names one), whatever its name."""
+    recipient = request.recipient
+    return spec.kind == recipient.kind and (spec.program is None or spec.program == recipient.program)
+
+
 def _recipient_matches(spec: RecipientSpec, request: Request) -> bool:
     recipient = request.recipient
-    if spec.kind != recipient.kind:
-        return False
-    if spec.program is not None and spec.program != recipient.program:
+    if not _class_matches(spec, request):
         return False
     return not (spec.name and recipient.name and spec.name.strip().lower() != recipient.name.strip().lower())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -86,14 +87,15 @@ def validate_consent(
     requirements: list[ConsentRequirement],
     person_on_file: bool = False,
     titles: Mapping[str, str] | None = None,
+    today: dt.date | None = None,
 ) -> list[ElementProblem]:
     """Every element missing or defective, for the requirements of each governing authority.
 
     person_on_file: the consent was read from the registry, where the person is stored sealed.
     titles: authority id -> its title in the law pack, for the messages (an authority without one is named by id).
+    today: when given, a signature dated after it is a defect (a consent is recorded once signed).
     """
     titles = titles or {}
-    signed_on = min(s.signed_on for s in consent.signatures)
     problems: list[ElementProblem] = []
     checks = element_checks()
     for rule in requirements:
@@ -118,16 +120,37 @@ def validate_consent(
                     )
                 )
                 break
-    if consent.expiration.date is not None and consent.expiration.date < signed_on:
-        problems.append(
-            ElementProblem(
-                CONSENT_ITSELF,
-                "consent.dates",
-                "expiration",
-                "An expiration after signing",
-                (),
-                "the consent expires before it was signed",
-                TITLE_OF_CONSENT_ITSELF,
-            )
-        )
+    problems += [
+        ElementProblem(CONSENT_ITSELF, "consent.dates", element, text, (), reason, TITLE_OF_CONSENT_ITSELF)
+        for element, text, reason in _date_defects(consent, today)
+    ]
     return problems
+
+
+def _date_defects(consent: ConsentRecord, today: dt.date | None) -> list[tuple[str, str, str]]:
+    """(element, requirement, reason) for dates that mean the consent could never be in force as written."""
+    defects: list[tuple[str, str, str]] = []
+    ends = consent.expiration.date
+    if ends is not None and ends < consent.effective:
+        defects.append(
+            ("expiration", "An expiration after the effective date", "the consent expires before it takes effect")
+        )
+    if ends is not None:
+        late = sorted({s.signer for s in consent.signatures if s.signed_on > ends})
+        if late:
+            who = " and ".join(f"the {signer}'s" for signer in late)
+            defects.append(
+                ("expiration", "An expiration after signing", f"{who} signature is dated after the consent expires")
+            )
+    if today is not None:
+        future = sorted({s.signer for s in consent.signatures if s.signed_on > today})
+        if future:
+            who = " and ".join(f"the {signer}'s" for signer in future)
+            defects.append(
+                (
+                    "signature",
+                    "Signatures dated on or before the day the consent is recorded",
+                    f"{who} signature is dated in the future",
+                )
+            )
+    return defects

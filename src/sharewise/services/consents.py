@@ -132,12 +132,14 @@ def read_person(path: Path) -> PersonIdentifiers:
         ) from exc
 
 
-def validate(law: LawPack, consent: ConsentRecord, label: str = "consent") -> list[ElementProblem]:
-    """Vocabulary problems raise; element problems are returned (empty: valid)."""
+def validate(
+    law: LawPack, consent: ConsentRecord, label: str = "consent", today: dt.date | None = None
+) -> list[ElementProblem]:
+    """Vocabulary problems raise; element problems are returned (empty: valid). today: refuse future signatures."""
     problems = check_vocabulary(law, consent, label)
     if problems:
         raise InvalidDataError("the consent uses unknown ids", problems)
-    return validate_consent(consent, requirements_for(law, consent), titles=titles_of(law))
+    return validate_consent(consent, requirements_for(law, consent), titles=titles_of(law), today=today)
 
 
 def _element_error(problems: list[ElementProblem], label: str) -> InvalidDataError:
@@ -149,11 +151,11 @@ def _element_error(problems: list[ElementProblem], label: str) -> InvalidDataErr
 
 def add(control: Control, law: LawPack, consent: ConsentRecord, actor: str, label: str = "consent") -> str:
     """Validate and store a consent with its audit record, in one transaction."""
-    problems = validate(law, consent, label)
+    now = control.trail.clock()
+    problems = validate(law, consent, label, today=now.date())
     if problems:
         raise _element_error(problems, label)
     store = registry(control)
-    now = control.trail.clock()
     with control.store.transaction() as conn:
         authorize(conn, actor, CONSENT_WRITERS, "record consents")
         consent_id = store.add(conn, consent, now)
