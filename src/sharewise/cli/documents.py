@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,20 +56,40 @@ def draft(
 
     Refused (exit 6) unless the determination is permitted.
     """
+    from sharewise.services import agreement_registry
+    from sharewise.wiring import control_for
+
     settings = settings_for(state_pack)
     law = law_for(settings)
-    result = documents_service.draft_agreement_file(
-        law, request, parties, format, out_file, SystemClock().today(), doc_type=doc_type, clauses=clauses
-    )
-    _report(result)
-    if record:
-        from sharewise.services import agreement_registry
-        from sharewise.wiring import control_for
+    control: list[Any] = []  # opened only when the request cites consents or the draft is recorded
 
-        agreement_id = agreement_registry.record_draft(
-            control_for(settings), law, acting_user(user), request, parties, out_file, doc_type, request_id, consents
+    def checker(r: Any, on: Any) -> Any:
+        control[:] = control or [control_for(settings)]
+        return agreement_registry.consent_checker(control[0], law)(r, on)
+
+    today = SystemClock().today()
+    if not record:
+        _report(
+            documents_service.draft_agreement_file(
+                law, request, parties, format, out_file, today, doc_type, clauses, consent_checker=checker
+            )
         )
-        out.print(f"registered agreement {agreement_id} (draft)")
+        return
+    actor = acting_user(user)  # before anything is written: a draft that cannot be recorded is not left behind
+    staged = out_file.with_name(f".{out_file.name}.unrecorded")
+    try:
+        result = documents_service.draft_agreement_file(
+            law, request, parties, format, staged, today, doc_type, clauses, consent_checker=checker
+        )
+        control[:] = control or [control_for(settings)]
+        agreement_id = agreement_registry.record_draft(
+            control[0], law, actor, request, parties, staged, doc_type, request_id, consents
+        )
+        staged.replace(out_file)
+    finally:
+        staged.unlink(missing_ok=True)
+    _report(dataclasses.replace(result, path=out_file))
+    out.print(f"registered agreement {agreement_id} (draft)")
 
 
 @handles_errors

@@ -53,9 +53,12 @@ def draft_for_request(
         parties_file.write_text(yaml.safe_dump(parties), encoding="utf-8")
         formats = [fmt, *(f for f in SIGNABLE_FORMATS if f != fmt)]
         written = {}
+        checker = agreement_registry.consent_checker(control, law)
         for each in formats:  # every document first: a parties problem stops the draft before it is registered
             written[each] = Path(tmp) / f"agreement.{each}"
-            documents.draft_agreement_file(law, request_file, parties_file, each, written[each], today, doc_type)
+            documents.draft_agreement_file(
+                law, request_file, parties_file, each, written[each], today, doc_type, consent_checker=checker
+            )
         agreement_id = agreement_registry.record_draft(
             control, law, actor_id, request_file, parties_file, written[fmt], doc_type, record.id
         )

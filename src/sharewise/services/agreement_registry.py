@@ -11,12 +11,14 @@ from typing import Any
 from sharewise.agreements.library import load_library
 from sharewise.agreements.parties import add_months
 from sharewise.agreements.registry import PARTIES, AgreementRecord, SqlAgreementStore, renewal_end
+from sharewise.domain.determination import ConsentCheck
 from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError, Problem
 from sharewise.domain.events import AuditEvent
+from sharewise.domain.request import Request
 from sharewise.policy.model import LawPack
 from sharewise.services import documents
 from sharewise.services.authorization import AGREEMENT_READERS, authorize
-from sharewise.services.determinations import determine, read_request
+from sharewise.services.determinations import ConsentChecker, determine, read_request
 from sharewise.wiring import Control
 from sharewise.workflow.access import User, require_any_role
 from sharewise.workflow.store import SqlWorkflowStore
@@ -49,6 +51,16 @@ def _user(conn: Any, actor_id: str, *roles: str) -> User:
     return user
 
 
+def consent_checker(control: Control, law: LawPack) -> ConsentChecker:
+    """Checks the consents a request cites against the registry, as `sharewise check` does."""
+    from sharewise.services import consents
+
+    def check(request: Request, on: dt.date) -> list[ConsentCheck]:
+        return consents.check_cited(control, law, request, on)
+
+    return check
+
+
 def record_draft(
     control: Control,
     law: LawPack,
@@ -65,11 +77,12 @@ def record_draft(
     request = read_request(request_path, law)
     parties = documents.read_parties(parties_path)
     library = load_library()
-    draft = documents.draft(law, request, parties, now.date(), doc_type, library)
+    checker = consent_checker(control, law)
+    draft = documents.draft(law, request, parties, now.date(), doc_type, library, consent_checker=checker)
     chosen = library.types[draft.doc_type]
     months = parties.agreement.term_months or chosen.term.default_months
     effective = parties.agreement.effective_date
-    det = determine(law, request, now.date())
+    det = determine(law, request, now.date(), consent_checker=checker)
     with control.store.transaction() as conn:
         actor = _user(conn, actor_id, "requester", "legal_reviewer", "approver", "administrator")
         if request_id is not None and actor.agency_id not in USERS.get(conn, request_id).agencies:

@@ -34,7 +34,7 @@ from sharewise.policy.suggest import did_you_mean
 from sharewise.policy.yamlfile import Lines, YamlProblem, line_of, read_yaml
 from sharewise.security.five_safes import FiveSafes, five_safes
 from sharewise.security.safeguards import SafeguardsSpec
-from sharewise.services.determinations import determine, read_request
+from sharewise.services.determinations import ConsentChecker, determine, read_request
 
 DEFAULT_AGREEMENT = "data_sharing_agreement"
 
@@ -127,10 +127,15 @@ def draft(
     doc_type: str | None = None,
     library: ClauseLibrary | None = None,
     where: Callable[[tuple[Any, ...]], str] | None = None,
+    consent_checker: ConsentChecker | None = None,
 ) -> AgreementDraft:
-    """Determine the request and draft the agreement (refused unless the determination is permitted)."""
+    """Determine the request and draft the agreement (refused unless the determination is permitted).
+
+    consent_checker: checks the consents the request cites (in the registry), as `check` does; without
+    it a request that rests on consent is refused as consent_required.
+    """
     library = library or load_library()
-    determination = determine(law, request, today)
+    determination = determine(law, request, today, consent_checker=consent_checker)
     chosen = resolve_agreement_type(law, library, doc_type, determination)
     locate = where or (lambda path: "parties: " + ".".join(str(p) for p in path))
     problems = [Problem(locate(p), m) for p, m in term_problems(parties, chosen)]
@@ -193,13 +198,14 @@ def draft_agreement_file(
     today: dt.date,
     doc_type: str | None = None,
     clauses: Path | None = None,
+    consent_checker: ConsentChecker | None = None,
 ) -> Generated:
     """Draft an agreement from files and write it (all or nothing)."""
     _check_format(fmt, agreement_render.FORMATS)
     request = read_request(request_path, law)
     parties, where = _read_parties(parties_path)
     library = load_library(overlay=clauses) if clauses else load_library()
-    result = draft(law, request, parties, today, doc_type, library, where)
+    result = draft(law, request, parties, today, doc_type, library, where, consent_checker)
     write_atomically(out, agreement_render.render(result, fmt))
     return Generated(out, result.doc_type, result.title, result.warnings)
 
