@@ -75,18 +75,27 @@ def test_a_cited_consent_makes_the_determination_permitted_until_revoked(control
     def checker(r: Request, on: dt.date) -> list:  # type: ignore[type-arg]
         return service.check_cited(control, law, r, on)
 
-    request = Request.model_validate({**REQUEST, "consents": [cid], "as_of": "2026-06-01"})
+    request = Request.model_validate({**REQUEST, "consents": [cid], "as_of": "2026-04-01"})
     det = determine(law, request, TODAY, consent_checker=checker)
     assert det.outcome.value == "permitted"
     assert det.consent_checks[0].ok
-    service.revoke(
-        control, cid, Revocation(revoked_on=dt.date(2026, 7, 1), method="written", by="Ana Example"), "alice"
+    service.revoke(  # the control's clock reads 2026-05-01
+        control, cid, Revocation(revoked_on=dt.date(2026, 4, 15), method="written", by="Ana Example"), "alice"
     )
-    later = determine(law, request.model_copy(update={"as_of": dt.date(2026, 8, 1)}), TODAY, consent_checker=checker)
+    assert determine(law, request, TODAY, consent_checker=checker).outcome.value == "permitted"  # before it
+    later = determine(law, request.model_copy(update={"as_of": dt.date(2026, 5, 1)}), TODAY, consent_checker=checker)
     assert later.outcome.value == "consent_required"
-    assert later.consent_checks[0].failures == ["revoked on 2026-07-01"]
+    assert later.consent_checks[0].failures == ["revoked on 2026-04-15"]
     with pytest.raises(InvalidStateError):
-        service.revoke(control, cid, Revocation(revoked_on=dt.date(2026, 7, 2), method="written", by="x"), "alice")
+        service.revoke(control, cid, Revocation(revoked_on=dt.date(2026, 4, 20), method="written", by="x"), "alice")
+
+
+def test_a_revocation_dated_after_today_is_refused(control: Control, law: LawPack) -> None:
+    cid = service.add(control, law, consent(), actor="alice")
+    with pytest.raises(InvalidDataError) as info:
+        service.revoke(control, cid, Revocation(revoked_on=dt.date(2099, 12, 31), method="written", by="x"), "alice")
+    assert "after today (2026-05-01)" in info.value.problems[0].message
+    assert service.show(control, cid, "alice").revocation is None
 
 
 def test_a_consent_that_does_not_cover_the_recipient_says_so(control: Control, law: LawPack) -> None:

@@ -37,7 +37,7 @@ def _describe(consent: ConsentRecord) -> None:
         f"  disclosers: {', '.join(d.program + (f' ({escape(d.agency)})' if d.agency else '') for d in consent.disclosers)}"
     )
     out.print(
-        f"  recipients: {', '.join(escape(r.name or r.kind) + (f' [{r.program}]' if r.program else '') for r in consent.recipients)}"
+        f"  recipients: {', '.join(escape(r.name or r.kind) + (escape(f' [{r.program}]') if r.program else '') for r in consent.recipients)}"
     )
     out.print(f"  data: {', '.join(consent.data)}; purposes: {', '.join(consent.purposes)}")
     exp = consent.expiration

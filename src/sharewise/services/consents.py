@@ -186,6 +186,13 @@ def list_consents(control: Control, agency: str | None = None) -> list[ConsentRe
 
 
 def revoke(control: Control, consent_id: str, revocation: Revocation, actor: str) -> ConsentRecord:
+    """Record a revocation the person has made: dated on or before today (a future date is refused)."""
+    today = control.trail.clock().date()
+    if revocation.revoked_on > today:
+        raise InvalidDataError(
+            "a revocation is recorded once it is made",
+            [Problem("revoked_on", f"{revocation.revoked_on} is after today ({today})")],
+        )
     with control.store.transaction() as conn:
         authorize(conn, actor, CONSENT_WRITERS, "revoke consents")
         updated = registry(control).revoke(conn, consent_id, revocation)
