@@ -187,6 +187,7 @@ def test_the_docx_form_has_signature_blocks_for_the_person_and_a_representative(
     assert "Signature of the person this form is about" in text
     assert "Signature of parent, guardian or other representative" in text
     assert "School (education) records" in text
+    assert "To cancel this permission, write to (name and address)" in text  # how to revoke (42 CFR 2.31, 164.508)
 
 
 def test_the_pdf_form_carries_the_part2_notice(law: LawPack) -> None:
@@ -195,6 +196,7 @@ def test_the_pdf_form_carries_the_part2_notice(law: LawPack) -> None:
     text = pdf_text(data)
     assert "42 CFR 2.32(a)(1)" in text
     assert "Permission to share my information" in text
+    assert "To cancel this permission, write to" in text
 
 
 def test_the_consent_form_command_writes_each_format(tmp_path: Path) -> None:

@@ -257,6 +257,7 @@ def text_lines(form: ConsentForm) -> list[tuple[str, str]]:
         ("field", f"Name: {LINE}   Date of birth: ____________   Client ID: __________"),
     ]
     out += [("h", "Part 1: Who may share")] + [("item", f"{BOX} {d}") for d in form.disclosers]
+    out.append(("field", f"To cancel this permission, write to (name and address): {LINE}"))
     out += [("h", "Part 2: Who may receive")] + [("item", f"{BOX} {r}") for r in form.recipients]
     out += [("h", "Part 3: What may be shared"), ("p", "Check each kind of information you agree to share.")]
     out += [("item", f"{BOX} {b.label}") for b in form.information]
