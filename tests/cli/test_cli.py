@@ -92,6 +92,10 @@ def test_check_accepts_json_requests(tmp_path: Path) -> None:
             "colour: unknown field",
         ),
         ("- just\n- a list\n", "must be a mapping"),
+        (
+            "as_of: 2026-02-30\nsource: {program: snap}\nrecipient: {kind: court}\npurpose: audit\ndata: [identity]\n",
+            "request.yaml:1: as_of: not a valid date",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_a_located_message_and_no_determination(
@@ -116,6 +120,14 @@ def test_missing_request_file_is_bad_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
     assert "cannot read file" in result.output
+
+
+def test_a_request_file_that_is_not_utf8_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "request.yaml"
+    path.write_bytes(b"\xff\xfe\x00bad")
+    result = runner.invoke(app, ["check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "request.yaml: not UTF-8 text" in result.output
 
 
 def test_bad_as_of_option(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import yaml
 from sharewise.domain.errors import Problem
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_constructor = yaml.constructor.SafeConstructor()
 
 Lines = dict[tuple[Any, ...], int]
 
@@ -26,11 +25,19 @@ class YamlProblem(Exception):
 def read_yaml(path: Path, name: str | None = None) -> tuple[Any, Lines]:
     """Read a YAML file; return its data and a map from value path to 1-based line."""
     label = name or str(path)
+    return parse_yaml(read_text(path, label), label)
+
+
+def read_text(path: Path, label: str | None = None) -> str:
+    """A file's text, decoded as UTF-8; YamlProblem (never its contents) if it cannot be read or decoded."""
+    label = label or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise YamlProblem([Problem(label, f"cannot read file: {exc.strerror}")]) from exc
-    return parse_yaml(text, label)
+        raise YamlProblem([Problem(label, f"cannot read file: {exc.strerror or exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        # The offset, not the bytes: the file may hold personal data.
+        raise YamlProblem([Problem(label, f"not UTF-8 text (invalid byte at offset {exc.start})")]) from None
 
 
 def parse_yaml(text: str, label: str) -> tuple[Any, Lines]:
@@ -47,18 +54,34 @@ def parse_yaml(text: str, label: str) -> tuple[Any, Lines]:
         return None, {}
     lines: Lines = {}
     problems: list[Problem] = []
-    data = _convert(node, (), lines, problems, label)
+    # One constructor per document: a constructor keeps every object it built, so a shared one would
+    # grow with every file a long-running server reads (and is not safe across threads).
+    data = _convert(node, (), lines, problems, label, yaml.constructor.SafeConstructor())
     if problems:
         raise YamlProblem(problems)
     return data, lines
 
 
-def _convert(node: yaml.Node, path: tuple[Any, ...], lines: Lines, problems: list[Problem], label: str) -> Any:
+def _convert(
+    node: yaml.Node,
+    path: tuple[Any, ...],
+    lines: Lines,
+    problems: list[Problem],
+    label: str,
+    constructor: yaml.constructor.SafeConstructor,
+) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _constructor.construct_object(key_node, deep=True)
+            key = _scalar(key_node, path, problems, label, constructor)
+            if key is _INVALID:
+                continue
+            try:
+                hash(key)
+            except TypeError:
+                problems.append(Problem(f"{label}:{key_node.start_mark.line + 1}", "a key must be a plain value"))
+                continue
             if key == "<<":
                 problems.append(Problem(f"{label}:{key_node.start_mark.line + 1}", "merge keys (<<) are not allowed"))
                 continue
@@ -71,12 +94,43 @@ def _convert(node: yaml.Node, path: tuple[Any, ...], lines: Lines, problems: lis
                 )
                 continue
             lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _convert(value_node, (*path, key), lines, problems, label)
+            out[key] = _convert(value_node, (*path, key), lines, problems, label, constructor)
             lines[(*path, key)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), lines, problems, label) for i, item in enumerate(node.value)]
-    return _constructor.construct_object(node)
+        return [_convert(item, (*path, i), lines, problems, label, constructor) for i, item in enumerate(node.value)]
+    value = _scalar(node, path, problems, label, constructor)
+    return None if value is _INVALID else value
+
+
+_INVALID = object()
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+def _scalar(
+    node: yaml.Node,
+    path: tuple[Any, ...],
+    problems: list[Problem],
+    label: str,
+    constructor: yaml.constructor.SafeConstructor,
+) -> Any:
+    """Construct one value; a value YAML cannot construct (2026-02-30, an unknown tag) is a problem, not a crash.
+
+    Messages name the line and the field, never the value (it may be personal data).
+    """
+    try:
+        return constructor.construct_object(node, deep=True)
+    except (ValueError, TypeError, OverflowError, yaml.YAMLError) as exc:
+        if node.tag == _TIMESTAMP:
+            message = "not a valid date"
+        elif isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+            message = f"invalid value: {exc.problem}"
+        else:
+            message = f"not a valid {node.tag.rsplit(':', 1)[-1]}"
+        dotted = ".".join(str(p) for p in path)
+        where = f"{label}:{node.start_mark.line + 1}"
+        problems.append(Problem(f"{where}: {dotted}" if dotted else where, message))
+        return _INVALID
 
 
 def line_of(lines: Lines, path: tuple[Any, ...]) -> int | None:

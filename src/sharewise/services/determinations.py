@@ -9,21 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from sharewise.domain.determination import ConsentCheck, Determination
-from sharewise.domain.errors import InvalidRequestError, Problem
+from sharewise.domain.errors import InvalidRequestError
 from sharewise.domain.request import Request
 from sharewise.policy.evaluate import evaluate
 from sharewise.policy.model import LawPack
 from sharewise.policy.request_parse import parse_request
-from sharewise.policy.yamlfile import Lines, YamlProblem, parse_yaml
+from sharewise.policy.yamlfile import Lines, YamlProblem, parse_yaml, read_text
 
 
 def read_request(path: Path, law: LawPack) -> Request:
     """Read a request file (YAML or JSON) and validate it, reporting every problem."""
     label = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidRequestError("cannot read request", [Problem(label, f"cannot read file: {exc.strerror}")]) from exc
+        text = read_text(path, label)
+    except YamlProblem as exc:
+        raise InvalidRequestError("cannot read request", exc.problems) from exc
     return parse_request_text(text, law, label)
 
 
