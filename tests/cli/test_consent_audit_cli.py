@@ -112,6 +112,96 @@ def test_an_incomplete_consent_is_refused_with_each_missing_element(tmp_path: Pa
     assert "part2 requires" not in said
 
 
+def test_an_impossible_date_or_a_file_not_in_utf8_is_bad_input_without_echoing_it(tmp_path: Path) -> None:
+    bad_date = tmp_path / "bad-date.yaml"
+    bad_date.write_text(EXAMPLE.read_text().replace("date_of_birth: 1990-04-02", "date_of_birth: 1990-02-30"))
+    result = runner.invoke(app, ["consent", "validate", str(bad_date)])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "bad-date.yaml:" in said and "person.date_of_birth: not a valid date" in said
+    assert "1990" not in said
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    for command in (["consent", "validate", str(binary)], ["consent", "add", str(binary)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "b.yaml: not UTF-8 text" in result.output
+
+
+def export(tmp_path: Path) -> str:
+    auditor()
+    return run("consent", "add", str(EXAMPLE), "--actor", "rita").split()[-1]
+
+
+def exported_actions() -> list[str]:
+    log = run("audit", "log", "--type", "consent", "--as", "aud")
+    return [a for a in ("consent-export-failed", "consent-exported") for line in log.splitlines() if f" {a} " in line]
+
+
+def test_an_export_is_written_whole_for_its_owner_only_and_audited_once_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consent_id = export(tmp_path)
+    target = tmp_path / "out" / "consent.json"
+    target.parent.mkdir()
+    target.write_text("an older export")
+    target.chmod(0o644)
+    from sharewise.store import files
+
+    real_replace = files.os.replace
+
+    def replace(src: str, dst: Path) -> None:
+        assert "consent-exported" not in exported_actions()  # the record follows the file, never precedes it
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    run("consent", "export-fhir", consent_id, "--out", str(target), "--actor", "stew")
+    assert json.loads(target.read_text())["resourceType"] == "Consent"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in target.parent.iterdir()) == ["consent.json"]
+    assert exported_actions() == ["consent-exported"]
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "a-folder"])
+def test_an_export_to_an_impossible_place_is_bad_input_and_writes_nothing(tmp_path: Path, where: str) -> None:
+    consent_id = export(tmp_path)
+    folder = tmp_path / "somedir"
+    folder.mkdir()
+    target = tmp_path / "nonexistent" / "x.json" if where == "missing-folder" else folder
+    result = runner.invoke(app, ["consent", "export-fhir", consent_id, "--out", str(target), "--actor", "stew"])
+    assert result.exit_code == 2, result.output
+    assert "--out" in result.output and "Traceback" not in result.output
+    assert list(folder.iterdir()) == [] and not (tmp_path / "somedir.tmp").exists()
+    assert exported_actions() == []
+
+
+def test_a_failed_export_write_leaves_no_file_and_is_audited_as_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from sharewise.store import files
+
+    consent_id = export(tmp_path)
+    folder = tmp_path / "out"
+    folder.mkdir()
+
+    def full_disk(src: str, dst: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(files.os, "replace", full_disk)
+        result = runner.invoke(
+            app, ["consent", "export-fhir", consent_id, "--out", str(folder / "x.json"), "--actor", "stew"]
+        )
+    assert result.exit_code == 5, result.output
+    assert "No space left on device" in result.output and "Ana" not in result.output
+    assert list(folder.iterdir()) == []
+    assert exported_actions() == ["consent-export-failed"]
+    log = run("audit", "log", "--type", "consent", "--as", "aud")
+    assert "failure" in next(line for line in log.splitlines() if "consent-export-failed" in line)
+
+
 def test_audit_verify_reports_tampering_with_exit_code_8(tmp_path: Path) -> None:
     import sqlite3
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -186,9 +185,9 @@ def import_fhir(path: Path, actor: Actor = "", state_pack: StatePack = None) -> 
 @app.command("export-fhir")
 @handles_errors
 def export_fhir(consent_id: str, out_file: Annotated[Path, typer.Option("--out")], actor: Actor = "") -> None:
-    """Export a consent as an HL7 FHIR R4 Consent resource (JSON; includes identifiers, audited)."""
-    resource = service.export_fhir(control_for(settings_for(None)), consent_id, _actor(actor))
-    tmp = out_file.with_name(out_file.name + ".tmp")
-    tmp.write_text(json.dumps(resource, indent=2), encoding="utf-8")
-    tmp.replace(out_file)
-    out.print(f"wrote {out_file}")
+    """Export a consent as an HL7 FHIR R4 Consent resource (JSON; includes identifiers, audited).
+
+    The file is written whole or not at all, readable by its owner only (mode 600).
+    """
+    service.export_fhir_file(control_for(settings_for(None)), consent_id, _actor(actor), out_file)
+    out.print(f"wrote {escape(str(out_file))}")

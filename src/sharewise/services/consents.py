@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from sharewise.consent.registry import SqlConsentStore
 from sharewise.consent.validate import ElementProblem, validate_consent
 from sharewise.domain.consent import ConsentRecord, ConsentRequirement, PersonIdentifiers, RequiredElement, Revocation
 from sharewise.domain.determination import ConsentCheck
-from sharewise.domain.errors import InvalidDataError, NotFoundError, Problem
+from sharewise.domain.errors import InvalidDataError, NotFoundError, Problem, StorageError
 from sharewise.domain.events import AuditEvent
 from sharewise.domain.request import Recipient, Request, Source
 from sharewise.policy import condition as cond_mod
@@ -27,6 +28,7 @@ from sharewise.policy.suggest import did_you_mean
 from sharewise.policy.yamlfile import YamlProblem, line_of, read_yaml
 from sharewise.security.secrets import FileSecrets
 from sharewise.services.authorization import CONSENT_READERS, CONSENT_WRITERS, IDENTIFIER_READERS, authorize
+from sharewise.store.files import write_private
 from sharewise.wiring import Control
 
 
@@ -269,6 +271,45 @@ def export_fhir(control: Control, consent_id: str, actor: str) -> dict[str, Any]
     return fhir.to_fhir(record)
 
 
+def export_fhir_file(control: Control, consent_id: str, actor: str, out: Path) -> None:
+    """Write a consent as a FHIR R4 Consent (JSON, with identifiers) to a file of mode 600, whole or not at all.
+
+    `consent-exported` is recorded once the file is in place (and the file removed if that record
+    cannot be written); a failed write is recorded as `consent-export-failed` and leaves no file.
+    """
+    if out.is_dir():
+        raise InvalidDataError("invalid option", [Problem("--out", f"{out} is a folder: name the file to write")])
+    if not out.parent.is_dir():
+        raise InvalidDataError("invalid option", [Problem("--out", f"the folder of {out} does not exist")])
+    with control.store.transaction() as conn:
+        authorize(conn, actor, IDENTIFIER_READERS, "export consents with identifiers")
+        record = registry(control).get(conn, consent_id, reveal=True)
+    details: dict[str, Any] = {"format": "fhir-r4"}
+    try:
+        write_private(out, json.dumps(fhir.to_fhir(record), indent=2).encode("utf-8"))
+    except OSError as exc:
+        with contextlib.suppress(Exception), control.store.transaction() as conn:
+            _audit(
+                control,
+                conn,
+                "consent-export-failed",
+                actor,
+                consent_id,
+                {**details, "error": StorageError.code},
+                record.agency,
+                outcome="failure",
+            )
+        raise StorageError(
+            "cannot write the export; nothing was written", [Problem(str(out), exc.strerror or type(exc).__name__)]
+        ) from exc
+    try:
+        with control.store.transaction() as conn:
+            _audit(control, conn, "consent-exported", actor, consent_id, details, record.agency)
+    except BaseException:
+        out.unlink(missing_ok=True)  # no record, no export
+        raise
+
+
 def _audit(
     control: Control,
     conn: Connection,
@@ -277,10 +318,17 @@ def _audit(
     subject: str,
     details: dict[str, Any],
     agency: str | None,
+    outcome: str = "success",
 ) -> None:
     control.trail.append(
         conn,
         AuditEvent(
-            action=action, actor=actor, subject_type="consent", subject_id=subject, agency=agency, details=details
+            action=action,
+            actor=actor,
+            subject_type="consent",
+            subject_id=subject,
+            agency=agency,
+            details=details,
+            outcome=outcome,
         ),
     )

@@ -28,3 +28,23 @@ def write_exclusive(path: Path, data: bytes) -> bool:
     finally:
         temp.unlink(missing_ok=True)
     return True
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file (mode 600) whole or not at all, replacing any file of that name.
+
+    The data goes to a temporary file beside it (mode 600 from the moment it exists), synced, then
+    is renamed over the name. On any failure the temporary file is removed and the OSError raised:
+    nothing is left behind, least of all a readable copy of the data.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
