@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
@@ -166,3 +167,55 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
     assert result.exit_code == 5
     assert not out.parent.exists()
     assert not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_an_impossible_date_in_a_parties_file_is_located_bad_input(tmp_path: Path) -> None:
+    parties = tmp_path / "parties.yaml"
+    parties.write_text(EXAMPLE_PARTIES.read_text().replace("effective_date: 2026-", "effective_date: 2026-02-30 #"))
+    out = tmp_path / "x.md"
+    args = ["agreement", "draft", str(request_file(tmp_path)), "--parties", str(parties), "--out", str(out)]
+    result = runner.invoke(agreement_app, [*args, "--format", "md"])
+    assert result.exit_code == 2, result.output
+    assert "agreement.effective_date: not a valid date" in " ".join(result.output.split())
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (None, "nope.yaml: cannot read file"),
+        ("- {role: [\n", "users.yaml:2: malformed YAML"),
+        (b"\xff\xfe\x00bad", "users.yaml: not UTF-8 text"),
+        ("role: analyst\n", "must be a list of authorized users"),
+        ("", "must be a list of authorized users"),
+        ("- 1\n- foo\n", "users.yaml:1: 0: must be a mapping of role, name and organization"),
+        ("- 1\n- foo\n", "users.yaml:2: 1: must be a mapping of role, name and organization"),
+        ("- {role: analyst}\n- {name: Kim}\n", "users.yaml:2: 1.role: required field is missing"),
+        ("- {role: analyst, nam: Kim}\n", "users.yaml:1: 0.nam: Extra inputs are not permitted"),
+        ("- {role: analyst, since: 2026-02-30}\n", "users.yaml:1: 0.since: not a valid date"),
+    ],
+)
+def test_amend_refuses_an_authorized_users_file_that_is_not_a_list_of_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str | bytes | None, expected: str
+) -> None:
+    monkeypatch.setenv("SHAREWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SHAREWISE_KEY_DIR", str(tmp_path / "keys"))
+    users = tmp_path / ("nope.yaml" if text is None else "users.yaml")
+    if isinstance(text, bytes):
+        users.write_bytes(text)
+    elif text is not None:
+        users.write_text(text)
+    result = runner.invoke(
+        agreement_app, ["agreement", "amend", "a-1", "--reason", "x", "--authorized-users", str(users)]
+    )
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split())
+    assert "Kim" not in result.output
+
+
+def test_an_expiry_window_out_of_range_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHAREWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SHAREWISE_KEY_DIR", str(tmp_path / "keys"))
+    result = runner.invoke(agreement_app, ["agreement", "list", "--expiring", "99999999999d"])
+    assert result.exit_code == 2, result.output
+    assert "--expiring: at most 3650d" in result.output

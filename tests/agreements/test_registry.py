@@ -86,6 +86,32 @@ def test_amendments_keep_before_and_after(control: Control, law: LawPack, tmp_pa
     assert event.details == {"reason": "new analyst", "authorized_users": {"before": before, "after": 1}}
 
 
+def test_authorized_users_from_a_file_are_stored_as_the_parties_file_stores_them(
+    control: Control, law: LawPack, tmp_path: Path
+) -> None:
+    aid = drafted(control, law, tmp_path)
+    users = tmp_path / "users.yaml"
+    users.write_text("- {role: analyst, name: Kim}\n- role: Supervisors of the TANF Unit\n  organization: TANF\n")
+    read = reg.read_authorized_users(users)
+    assert read == [
+        {"role": "analyst", "name": "Kim", "organization": None},
+        {"role": "Supervisors of the TANF Unit", "name": None, "organization": "TANF"},
+    ]
+    reg.amend(control, "alex", aid, authorized_users=read, reason="new analyst")
+    assert reg.show(control, "aud", aid).authorized_users == read
+    users.write_text("- 1\n- foo\n")
+    with pytest.raises(InvalidDataError) as caught:
+        reg.read_authorized_users(users)
+    assert [p.location for p in caught.value.problems] == [f"{users}:1: 0", f"{users}:2: 1"]
+
+
+def test_an_expiry_window_out_of_range_is_refused(control: Control) -> None:
+    for days in (-1, reg.MAX_EXPIRY_WINDOW_DAYS + 1, 99_999_999_999):
+        with pytest.raises(InvalidDataError, match="invalid expiry window"):
+            reg.listing(control, "aud", days)
+    assert reg.listing(control, "aud", reg.MAX_EXPIRY_WINDOW_DAYS) == []
+
+
 def test_a_computer_matching_agreement_renews_once_only(control: Control, law: LawPack, tmp_path: Path) -> None:
     request = tmp_path / "match.yaml"
     request.write_text(

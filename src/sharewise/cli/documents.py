@@ -162,8 +162,6 @@ def agreement_amend(
     """Amend the end of term or the authorized users; the history keeps before and after."""
     import datetime as dt
 
-    import yaml
-
     from sharewise.domain.errors import InvalidDataError, Problem
 
     end = None
@@ -172,9 +170,7 @@ def agreement_amend(
             end = dt.date.fromisoformat(term_end)
         except ValueError:
             raise InvalidDataError("invalid option", [Problem("--term-end", f"'{term_end}' is not a date")]) from None
-    users = yaml.safe_load(users_file.read_text(encoding="utf-8")) if users_file else None
-    if users is not None and not isinstance(users, list):
-        raise InvalidDataError("invalid authorized users", [Problem(str(users_file), "must be a list")])
+    users = _registry().read_authorized_users(users_file) if users_file else None
     _registry().amend(_control(), acting_user(user), agreement_id, users, end, reason)
     out.print(f"{agreement_id}: amended")
 
@@ -235,6 +231,11 @@ def agreement_list(
         if not (expiring.endswith("d") and expiring[:-1].isdigit()):
             raise InvalidDataError("invalid option", [Problem("--expiring", "use a number of days such as 60d")])
         days = int(expiring[:-1])
+        if days > _registry().MAX_EXPIRY_WINDOW_DAYS:
+            raise InvalidDataError(
+                "invalid option",
+                [Problem("--expiring", f"at most {_registry().MAX_EXPIRY_WINDOW_DAYS}d (ten years)")],
+            )
     records = _registry().listing(_control(), reading_user(user), days)
     for r in records:
         out.print(f"{r.id:16} {r.state_on(dt.date.today()):11} ends {r.term_end}  {r.title}")

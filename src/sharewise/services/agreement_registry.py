@@ -8,14 +8,17 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from sharewise.agreements.library import load_library
-from sharewise.agreements.parties import add_months
+from sharewise.agreements.parties import AuthorizedUser, add_months
 from sharewise.agreements.registry import PARTIES, AgreementRecord, SqlAgreementStore, renewal_end
 from sharewise.domain.determination import ConsentCheck
 from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidStateError, Problem
 from sharewise.domain.events import AuditEvent
 from sharewise.domain.request import Request
 from sharewise.policy.model import LawPack
+from sharewise.policy.yamlfile import YamlProblem, line_of, read_yaml
 from sharewise.services import documents
 from sharewise.services.authorization import AGREEMENT_READERS, authorize
 from sharewise.services.determinations import ConsentChecker, determine, read_request
@@ -26,6 +29,7 @@ from sharewise.workflow.store import SqlWorkflowStore
 STORE = SqlAgreementStore()
 MAX_TERM = dt.timedelta(days=50 * 366)  # no agreement runs longer; keeps renewals within the calendar
 USERS = SqlWorkflowStore()
+MAX_EXPIRY_WINDOW_DAYS = 3650  # `agreement list --expiring`, as the API allows
 
 
 def _audit(
@@ -176,6 +180,48 @@ def activate(control: Control, actor_id: str, agreement_id: str) -> None:
         _audit(control, conn, "agreement-activated", actor, agreement_id)
 
 
+MAX_AUTHORIZED_USERS = 500  # as the API allows
+_AUTHORIZED_USERS = TypeAdapter(list[AuthorizedUser])
+
+
+def read_authorized_users(path: Path) -> list[dict[str, Any]]:
+    """A YAML list of authorized users ({role, name, organization}, as in a parties file), each problem located.
+
+    Problems name the line and the field, never the values.
+    """
+    label = str(path)
+    try:
+        data, lines = read_yaml(path, label)
+    except YamlProblem as exc:
+        raise InvalidDataError("invalid authorized users", exc.problems) from exc
+    if not isinstance(data, list):
+        raise InvalidDataError(
+            "invalid authorized users",
+            [Problem(label, "must be a list of authorized users ({role, name, organization}; [] for none)")],
+        )
+    if len(data) > MAX_AUTHORIZED_USERS:
+        raise InvalidDataError(
+            "invalid authorized users", [Problem(label, f"at most {MAX_AUTHORIZED_USERS} authorized users")]
+        )
+    try:
+        users = _AUTHORIZED_USERS.validate_python(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = line_of(lines, loc)
+            dotted = ".".join(str(p) for p in loc)
+            if err["type"] == "missing":
+                msg = "required field is missing"
+            elif err["type"] in ("model_type", "dict_type"):
+                msg = "must be a mapping of role, name and organization"
+            else:
+                msg = err["msg"]
+            problems.append(Problem(f"{label}:{line}: {dotted}" if line else f"{label}: {dotted}", msg))
+        raise InvalidDataError("invalid authorized users", problems) from exc
+    return [u.model_dump() for u in users]
+
+
 def amend(
     control: Control,
     actor_id: str,
@@ -311,6 +357,11 @@ def show(control: Control, actor_id: str | None, agreement_id: str) -> Agreement
 
 def listing(control: Control, actor_id: str | None, expiring_within_days: int | None = None) -> list[AgreementRecord]:
     """The agreements the person may see (all, or only active ones whose term ends within N days)."""
+    if expiring_within_days is not None and not 0 <= expiring_within_days <= MAX_EXPIRY_WINDOW_DAYS:
+        raise InvalidDataError(
+            "invalid expiry window",
+            [Problem("expiring", f"a number of days from 0 to {MAX_EXPIRY_WINDOW_DAYS}")],
+        )
     today = control.trail.clock().date()
     with control.store.transaction() as conn:
         user = authorize(conn, actor_id, AGREEMENT_READERS, "read agreements")
