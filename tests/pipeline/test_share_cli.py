@@ -179,3 +179,15 @@ def test_dictionary_propose_writes_a_proposal_to_review(workdir: Path) -> None:
     proposal = yaml.safe_load((workdir / "d.yaml").read_text(encoding="utf-8"))
     assert proposal["status"] == "proposed"
     assert proposal["fields"]["ssn"]["kind"] == "ssn" and proposal["fields"]["email"]["kind"] == "email"
+
+
+def test_an_impossible_date_in_a_share_file_or_dictionary_is_an_error_not_a_traceback(workdir: Path) -> None:
+    share_file = workdir / "share.yaml"
+    share_file.write_text(share_file.read_text(encoding="utf-8") + "as_of: 2026-02-30\n", encoding="utf-8")
+    result = runner.invoke(app, ["plan", str(share_file)])
+    assert result.exit_code == 2 and "impossible date" in result.output and "Traceback" not in result.output
+    share_file.write_text(share_file.read_text(encoding="utf-8").replace("as_of: 2026-02-30\n", ""), encoding="utf-8")
+    dictionary = workdir / "syn" / "dictionary-snap.yaml"
+    dictionary.write_text(dictionary.read_text(encoding="utf-8") + "reviewed_on: 2026-02-30\n", encoding="utf-8")
+    result = runner.invoke(app, ["plan", str(share_file)])
+    assert result.exit_code == 2 and "malformed data dictionary" in result.output

@@ -322,10 +322,20 @@ def read_rules(path: Path) -> CannotLinkRules:
         raise InvalidDataError("invalid cannot-link rules", [Problem(name, "not UTF-8 text")]) from exc
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a value YAML cannot build, such as 2026-02-30
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark is not None else name
-        raise InvalidDataError("invalid cannot-link rules", [Problem(where, "not valid YAML")]) from exc
+        raise InvalidDataError(
+            "invalid cannot-link rules",
+            [
+                Problem(
+                    where,
+                    "not valid YAML"
+                    if isinstance(exc, yaml.YAMLError)
+                    else "a value that cannot be read (for example an impossible date)",
+                )
+            ],
+        ) from exc
     return replace(parse_rules(raw, name), sha256=_digest(data))
 
 

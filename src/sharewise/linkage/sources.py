@@ -62,7 +62,7 @@ class ColumnMapping:
             raise NotFoundError(f"mapping file not found: {path.name}")
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: not UTF-8, or a value such as 2026-02-30
             raise InvalidDataError("invalid column mapping", [Problem(path.name, "not a readable YAML file")]) from exc
         if not isinstance(raw, dict):
             raise InvalidDataError("invalid column mapping", [Problem(path.name, "a mapping of standard -> source")])

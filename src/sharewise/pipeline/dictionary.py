@@ -127,10 +127,20 @@ def load_dictionary(path: Path, categories: Iterable[str]) -> DataDictionary:
         raise InvalidDataError("cannot read data dictionary", [Problem(label, "cannot read the file")]) from exc
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a value YAML cannot build, such as 2026-02-30
         mark = getattr(exc, "problem_mark", None)
         where = f"{label}:{mark.line + 1}" if mark is not None else label
-        raise InvalidDataError("malformed data dictionary", [Problem(where, "not valid YAML")]) from exc
+        raise InvalidDataError(
+            "malformed data dictionary",
+            [
+                Problem(
+                    where,
+                    "not valid YAML"
+                    if isinstance(exc, yaml.YAMLError)
+                    else "a value that cannot be read (for example an impossible date)",
+                )
+            ],
+        ) from exc
     return parse_dictionary(data, categories, label)
 
 

@@ -210,12 +210,11 @@ def load_config(path: Path) -> OidcSettings:
             f"cannot read the OpenID Connect configuration {path}: {exc.strerror}",
             [Problem(CONFIG_ENV, "name a readable YAML file, or unset it to turn OpenID Connect off")],
         ) from exc
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: not UTF-8, or a value such as 2026-02-30
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise InvalidDataError(
-            "the OpenID Connect configuration is not valid YAML", [Problem(where, str(getattr(exc, "problem", exc)))]
-        ) from exc
+        reason = str(getattr(exc, "problem", None) or "not UTF-8 text, or a value that cannot be read")
+        raise InvalidDataError("the OpenID Connect configuration is not valid YAML", [Problem(where, reason)]) from exc
     if not isinstance(raw, dict):
         raise InvalidDataError(
             "invalid OpenID Connect configuration", [Problem(str(path), "a mapping with a list of providers")]

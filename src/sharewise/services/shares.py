@@ -140,8 +140,18 @@ def read_share(path: Path, law: LawPack) -> ShareDefinition:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidDataError("cannot read share file", [Problem(label, "cannot read the file")]) from exc
-    except yaml.YAMLError as exc:
-        raise InvalidDataError("malformed share file", [Problem(label, "not valid YAML")]) from exc
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a value YAML cannot build, such as 2026-02-30
+        raise InvalidDataError(
+            "malformed share file",
+            [
+                Problem(
+                    label,
+                    "not valid YAML"
+                    if isinstance(exc, yaml.YAMLError)
+                    else "a value that cannot be read (for example an impossible date)",
+                )
+            ],
+        ) from exc
     return parse_share(data, law, path.parent, label)
 
 

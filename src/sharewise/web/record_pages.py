@@ -567,10 +567,20 @@ def _no_aliases(text: str, label: str) -> Any:
                     "malformed share definition", [Problem(label, "YAML aliases (*name) are not accepted here")]
                 )
         return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a value YAML cannot build, such as 2026-02-30
         mark = getattr(exc, "problem_mark", None)
         where = f"{label}, line {mark.line + 1}" if mark is not None else label
-        raise InvalidDataError("malformed share definition", [Problem(where, "not valid YAML")]) from None
+        raise InvalidDataError(
+            "malformed share definition",
+            [
+                Problem(
+                    where,
+                    "not valid YAML"
+                    if isinstance(exc, yaml.YAMLError)
+                    else "a value that cannot be read (for example an impossible date)",
+                )
+            ],
+        ) from None
 
 
 def _browser_source(data: dict[str, Any], label: str, problems: list[Problem]) -> tuple[str, dict[str, Any]] | None:

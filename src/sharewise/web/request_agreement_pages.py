@@ -35,8 +35,18 @@ def _parties(text: str) -> dict[str, Any]:
         if any(isinstance(e, yaml.AliasEvent) for e in events):
             raise InvalidDataError("malformed parties", [Problem("parties", "YAML aliases (*name) are not accepted")])
         data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise InvalidDataError("malformed parties", [Problem("parties", "not valid YAML")]) from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a value YAML cannot build, such as 2026-02-30
+        raise InvalidDataError(
+            "malformed parties",
+            [
+                Problem(
+                    "parties",
+                    "not valid YAML"
+                    if isinstance(exc, yaml.YAMLError)
+                    else "a value that cannot be read (for example an impossible date)",
+                )
+            ],
+        ) from None
     if not isinstance(data, dict):
         raise InvalidDataError(
             "malformed parties", [Problem("parties", "expected a mapping: agreement, discloser, recipient")]

@@ -167,6 +167,6 @@ def read_schema(path: Path) -> LinkageSchema:
         raise NotFoundError(f"linkage schema not found: {path.name}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: not UTF-8, or a value such as 2026-02-30
         raise InvalidDataError("invalid linkage schema", [Problem(path.name, "not a readable YAML file")]) from exc
     return parse_schema(raw, path.name)
