@@ -81,7 +81,7 @@ def test_consent_lifecycle_through_the_cli(tmp_path: Path) -> None:
     run("consent", "export-fhir", consent_id, "--out", str(export), "--actor", "stew")
     assert json.loads(export.read_text())["resourceType"] == "Consent"
     run("consent", "revoke", consent_id, "--by", "Ana Example", "--on", "2026-07-01", "--actor", "rita")
-    assert "revoked" in run("consent", "list")
+    assert "revoked" in run("consent", "list", "--as", "rita")
     later = run("check", str(request), "--as-of", "2026-08-01")
     assert "CONSENT REQUIRED" in later and "revoked on 2026-07-01" in later
     denied = runner.invoke(app, ["audit", "log", "--as", "ada"])
@@ -226,3 +226,17 @@ def test_audit_export_writes_records_and_the_public_key(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     assert lines[0]["action"] == "agency-added"
     assert (tmp_path / "audit.pub.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_consent_list_needs_a_reader_and_every_consent_command_takes_as_or_sharewise_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auditor()
+    run("user", "add", "sam", "--name", "Sam", "--agency", "dhs", "--roles", "security_officer", "--as", "ada")
+    consent_id = run("consent", "add", str(EXAMPLE), "--as", "rita").split()[-1]
+    assert runner.invoke(app, ["consent", "list", "--as", "sam"]).exit_code == 9  # not a consent reader
+    assert runner.invoke(app, ["consent", "list", "--as", "nobody"]).exit_code == 4
+    assert consent_id in run("consent", "list", "--as", "aud")
+    monkeypatch.setenv("SHAREWISE_USER", "aud")
+    assert consent_id in run("consent", "list")
+    assert consent_id in run("consent", "show", consent_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,11 +19,14 @@ from sharewise.wiring import SystemClock, control_for, law_for
 
 app = typer.Typer(help="The consent registry: record, check, find and revoke consents.", no_args_is_help=True)
 
-Actor = Annotated[str, typer.Option("--actor", help="Who is acting (recorded in the audit trail).")]
+Actor = Annotated[
+    str, typer.Option("--actor", "--as", help="Who is acting, recorded in the audit trail (or SHAREWISE_USER).")
+]
 
 
 def _actor(actor: str | None) -> str:
-    return actor or getpass.getuser()
+    """The acting user: --as/--actor, else SHAREWISE_USER (as every other command), else the login name."""
+    return actor or os.environ.get("SHAREWISE_USER") or getpass.getuser()
 
 
 def _describe(consent: ConsentRecord) -> None:
@@ -100,9 +104,9 @@ def show(
 
 @app.command("list")
 @handles_errors
-def list_(agency: Annotated[str | None, typer.Option("--agency")] = None) -> None:
+def list_(agency: Annotated[str | None, typer.Option("--agency")] = None, actor: Actor = "") -> None:
     """Recent consents (no identifiers)."""
-    for consent in service.list_consents(control_for(settings_for(None)), agency):
+    for consent in service.list_consents(control_for(settings_for(None)), agency, actor=_actor(actor)):
         status = (
             "revoked"
             if consent.revocation

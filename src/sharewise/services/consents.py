@@ -182,8 +182,11 @@ def show(control: Control, consent_id: str, actor: str, reveal: bool = False) ->
     return record
 
 
-def list_consents(control: Control, agency: str | None = None) -> list[ConsentRecord]:
+def list_consents(control: Control, agency: str | None = None, actor: str | None = None) -> list[ConsentRecord]:
+    """Recent consents, without identifiers; with an actor, only for someone who may see consents."""
     with control.store.transaction() as conn:
+        if actor is not None:
+            authorize(conn, actor, CONSENT_READERS, "see consents")
         return registry(control).recent(conn, agency)
 
 
