@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from sharewise.consent.fhir import to_fhir
 from sharewise.domain.consent import PersonIdentifiers, Revocation
 from sharewise.domain.errors import InvalidDataError, InvalidStateError
 from sharewise.domain.request import Request
@@ -124,3 +127,56 @@ def test_a_cited_consent_missing_an_element_names_the_law_by_its_title(control: 
     title = "Confidentiality of substance use disorder patient records (42 CFR Part 2)"
     (missing,) = [f for f in check.failures if "requires" in f]
     assert not check.ok and missing.startswith(f"{title} requires 'A statement of the patient's right to revoke")
+
+
+def _counts(control: Control) -> tuple[int, int]:
+    with control.store.transaction() as conn:
+        return (
+            conn.execute(select(func.count()).select_from(consents)).scalar_one(),
+            conn.execute(select(func.count()).select_from(audit_records)).scalar_one(),
+        )
+
+
+def test_a_consent_whose_id_is_already_recorded_is_refused_and_nothing_is_stored(
+    control: Control, law: LawPack
+) -> None:
+    cid = service.add(control, law, consent(id="c-2026-given"), actor="alice")
+    assert cid == "c-2026-given"
+    other = consent(id=cid, person={"given_name": "Bo", "family_name": "Other", "date_of_birth": "1985-01-01"})
+    with pytest.raises(InvalidStateError) as info:
+        service.add(control, law, other, actor="alice")
+    assert info.value.message == "consent 'c-2026-given' is already in the registry; nothing was stored"
+    assert info.value.exit_code == 7
+    assert _counts(control) == (1, 1)
+    assert service.show(control, cid, "alice", reveal=True).person == consent().person  # not replaced
+
+
+def test_re_importing_an_export_says_the_consent_exists(control: Control, law: LawPack, tmp_path: Path) -> None:
+    cid = service.add(control, law, consent(), actor="alice")
+    export = tmp_path / "consent.json"
+    export.write_text(json.dumps(to_fhir(service.show(control, cid, "alice", reveal=True))))
+    before = _counts(control)
+    with pytest.raises(InvalidStateError, match=f"consent '{cid}' is already in the registry"):
+        service.import_fhir(control, law, export, "alice")
+    assert _counts(control) == before
+
+
+def test_a_fhir_deny_is_refused_and_nothing_is_stored(control: Control, law: LawPack, tmp_path: Path) -> None:
+    resource = to_fhir(consent())
+    resource["provision"]["type"] = "deny"
+    path = tmp_path / "deny.json"
+    path.write_text(json.dumps(resource))
+    with pytest.raises(InvalidDataError) as info:
+        service.import_fhir(control, law, path, "alice")
+    assert [p.location for p in info.value.problems] == [f"{path}: Consent.provision.type"]
+    assert _counts(control) == (0, 0)
+
+
+def test_an_imported_revoked_consent_is_stored_revoked(control: Control, law: LawPack, tmp_path: Path) -> None:
+    revoked = consent(id="c-2026-revoked", revocation={"revoked_on": "2026-04-01", "method": "written", "by": "Ana"})
+    path = tmp_path / "revoked.json"
+    path.write_text(json.dumps(to_fhir(revoked)))
+    cid = service.import_fhir(control, law, path, "alice")
+    assert service.show(control, cid, "alice", reveal=True) == revoked
+    with control.store.transaction() as conn:
+        assert conn.execute(select(consents.c.revoked_on)).scalar_one() == dt.date(2026, 4, 1)

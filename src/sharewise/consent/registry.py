@@ -7,6 +7,7 @@ import json
 import secrets
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError as DuplicateRowError
 
 from sharewise.domain.consent import ConsentRecord, PersonIdentifiers, Revocation
 from sharewise.domain.errors import InvalidStateError, NotFoundError
@@ -30,26 +31,35 @@ class SqlConsentStore:
         return f"c-{today.year}-{secrets.token_hex(5)}"
 
     def add(self, conn: Connection, consent: ConsentRecord, now: dt.datetime) -> str:
-        """Store a consent (with its person) and return its id."""
+        """Store a consent (with its person) and return its id.
+
+        A consent that brings its own id (a consent file or a FHIR import) is refused if that id is
+        already in the registry: a consent is recorded once, and a re-import replaces nothing.
+        """
         if consent.person is None:
             raise InvalidStateError("a consent must name the person it is about")
         consent_id = consent.id or self.new_id(now.date())
+        if conn.execute(select(consents.c.id).where(consents.c.id == consent_id)).first() is not None:
+            raise _already_recorded(consent_id)
         full = consent.model_copy(update={"id": consent_id})
         sealed = seal(self.keys.key(CONSENT_SEAL_KEY), full.model_dump_json().encode(), consent_id.encode())
-        conn.execute(
-            consents.insert().values(
-                id=consent_id,
-                person_token=self.person_token(consent.person),
-                sealed=sealed,
-                key_id=self.keys.key_id(CONSENT_SEAL_KEY),
-                scope=json.dumps(scope_of(full)),
-                effective=consent.effective,
-                expires=consent.expiration.date,
-                revoked_on=None,
-                created_at=now,
-                agency=consent.agency,
+        try:
+            conn.execute(
+                consents.insert().values(
+                    id=consent_id,
+                    person_token=self.person_token(consent.person),
+                    sealed=sealed,
+                    key_id=self.keys.key_id(CONSENT_SEAL_KEY),
+                    scope=json.dumps(scope_of(full)),
+                    effective=consent.effective,
+                    expires=consent.expiration.date,
+                    revoked_on=consent.revocation.revoked_on if consent.revocation else None,  # e.g. a FHIR import
+                    created_at=now,
+                    agency=consent.agency,
+                )
             )
-        )
+        except DuplicateRowError as exc:  # the id is the only unique key: recorded meanwhile by another transaction
+            raise _already_recorded(consent_id) from exc
         return consent_id
 
     def get(self, conn: Connection, consent_id: str, reveal: bool = False) -> ConsentRecord:
@@ -91,6 +101,10 @@ class SqlConsentStore:
             .values(sealed=sealed, scope=json.dumps(scope_of(full)), revoked_on=revocation.revoked_on)
         )
         return redact(full)
+
+
+def _already_recorded(consent_id: str) -> InvalidStateError:
+    return InvalidStateError(f"consent '{consent_id}' is already in the registry; nothing was stored")
 
 
 def redact(consent: ConsentRecord) -> ConsentRecord:

@@ -256,10 +256,7 @@ def check_cited(control: Control, law: LawPack, request: Request, on: dt.date) -
 
 
 def import_fhir(control: Control, law: LawPack, path: Path, actor: str) -> str:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidDataError(f"cannot read FHIR JSON from {path}") from exc
+    data = fhir.read_json(path)
     consent = fhir.from_fhir(data, str(path))
     if consent.person is None:
         raise InvalidDataError("the FHIR Consent has no contained Patient: sharewise needs to know whose consent it is")
