@@ -7,13 +7,8 @@ import secrets
 from pathlib import Path
 
 
-def write_exclusive(path: Path, data: bytes) -> bool:
-    """Write a file (mode 600) complete or not at all; False if it already exists.
-
-    The data goes to a temporary file beside it first, synced, then is linked to its name: a reader
-    never sees a half-written file, two writers never both win, and a crash leaves at most a stray
-    temporary file, never an empty key under the real name.
-    """
+def _synced_temp(path: Path, data: bytes) -> Path:
+    """The data in a new temporary file beside path (mode 600 from the moment it exists), synced to disk."""
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -21,10 +16,24 @@ def write_exclusive(path: Path, data: bytes) -> bool:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return False
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def write_exclusive(path: Path, data: bytes) -> bool:
+    """Write a file (mode 600) complete or not at all; False if it already exists.
+
+    The data goes to a temporary file beside it first, synced, then is linked to its name: a reader
+    never sees a half-written file, two writers never both win, and a crash leaves at most a stray
+    temporary file, never an empty key under the real name.
+    """
+    temp = _synced_temp(path, data)
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
     finally:
         temp.unlink(missing_ok=True)
     return True
@@ -37,13 +46,8 @@ def write_private(path: Path, data: bytes) -> None:
     is renamed over the name. On any failure the temporary file is removed and the OSError raised:
     nothing is left behind, least of all a readable copy of the data.
     """
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    temp = _synced_temp(path, data)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
