@@ -9,12 +9,17 @@ bootstrap:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.4,<1"
 	@$(UV) sync --frozen --quiet
 
-# Debian's Chromium drives the browser tests (never a downloaded browser build).
+# Debian's Chromium drives the browser tests (never a downloaded browser build); DejaVu gives the
+# PDFs a Unicode font (engines/pdf_fonts.py).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq chromium >/dev/null 2>&1 || \
 			(apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null)); \
 		else echo "Chromium is needed for the browser tests: sudo apt-get install chromium" >&2; exit 1; fi; }
+	@[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { \
+		if [ "$$(id -u)" = 0 ]; then (apt-get install -y -qq fonts-dejavu-core >/dev/null 2>&1 || \
+			(apt-get update -qq >/dev/null && apt-get install -y -qq fonts-dejavu-core >/dev/null)); \
+		else echo "DejaVu fonts are needed for PDFs: sudo apt-get install fonts-dejavu-core" >&2; exit 1; fi; }
 
 demo: bootstrap
 	$(UV) run sharewise demo

@@ -15,6 +15,7 @@ from reportlab.lib.units import inch
 from reportlab.platypus import KeepTogether, ListFlowable, ListItem, Paragraph, SimpleDocTemplate, Spacer, Table
 
 from sharewise.agreements.draft import AgreementDraft
+from sharewise.engines import pdf_fonts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORMATS = ("md", "html", "docx", "pdf")
@@ -99,10 +100,18 @@ def to_docx(draft: AgreementDraft) -> bytes:
     return buffer.getvalue()
 
 
+def pdf_warning(draft: AgreementDraft) -> str | None:
+    """A warning when the PDF cannot show some characters of the agreement (its DOCX, Markdown and HTML can)."""
+    return pdf_fonts.warning_for(to_markdown(draft), pdf_fonts.family("serif"))
+
+
 def to_pdf(draft: AgreementDraft) -> bytes:
     """The agreement as a PDF for circulation."""
     styles = getSampleStyleSheet()
-    body = ParagraphStyle("body", parent=styles["BodyText"], fontName="Times-Roman", fontSize=10.5, leading=14)
+    fonts = pdf_fonts.family("serif")  # Unicode where the machine has DejaVu or Liberation (Łódź, not boxes)
+    for name in ("Title", "Heading2", "Heading3"):
+        styles[name].fontName = fonts.bold  # a fresh sample sheet per call: nothing shared is changed
+    body = ParagraphStyle("body", parent=styles["BodyText"], fontName=fonts.regular, fontSize=10.5, leading=14)
     small = ParagraphStyle("small", parent=body, fontSize=8.5, leading=10.5)
     notice = ParagraphStyle("notice", parent=body, backColor="#fffbeb", borderPadding=4, spaceAfter=8)
     story: list[object] = [Paragraph(escape(draft.title), styles["Title"])]

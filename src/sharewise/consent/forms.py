@@ -22,6 +22,7 @@ from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Space
 from sharewise.consent.validate import element_checks
 from sharewise.domain.consent import STATEMENTS, ConsentRequirement
 from sharewise.domain.request import Request
+from sharewise.engines import pdf_fonts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORMATS = ("docx", "pdf", "html")
@@ -334,15 +335,20 @@ def to_docx(form: ConsentForm) -> bytes:
 def to_pdf(form: ConsentForm) -> bytes:
     """The form as a PDF to print and sign."""
     styles = getSampleStyleSheet()
-    body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=11, leading=15)
+    fonts = pdf_fonts.family("sans")  # Unicode where the machine has DejaVu or Liberation (Łódź, not boxes)
+    body = ParagraphStyle("body", parent=styles["BodyText"], fontName=fonts.regular, fontSize=11, leading=15)
     small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
-    note = ParagraphStyle("note", parent=body, fontName="Helvetica-Oblique", fontSize=9.5)
+    note = ParagraphStyle("note", parent=body, fontName=fonts.italic, fontSize=9.5)
     quote = ParagraphStyle("quote", parent=body, leftIndent=12, backColor="#f3f4f6", borderPadding=4, fontSize=9.5)
+
+    def heading(name: str) -> ParagraphStyle:
+        return ParagraphStyle(f"sw-{name}", parent=styles[name], fontName=fonts.bold)
+
     style_map = {
-        "title": styles["Title"],
-        "subtitle": styles["Heading3"],
-        "h": styles["Heading2"],
-        "h2": styles["Heading4"],
+        "title": heading("Title"),
+        "subtitle": heading("Heading3"),
+        "h": heading("Heading2"),
+        "h2": heading("Heading4"),
         "note": note,
         "small": small,
         "quote": quote,
@@ -357,6 +363,13 @@ def to_pdf(form: ConsentForm) -> bytes:
     buffer = io.BytesIO()
     SimpleDocTemplate(buffer, pagesize=LETTER, title=form.title, invariant=True).build(story)
     return buffer.getvalue()
+
+
+def pdf_warning(form: ConsentForm) -> str | None:
+    """A warning when the PDF cannot show some characters of the form (its DOCX and HTML can)."""
+    return pdf_fonts.warning_for(
+        " ".join(line for _, line in text_lines(form)).replace(BOX, ""), pdf_fonts.family("sans")
+    )
 
 
 def render(form: ConsentForm, fmt: str) -> bytes:

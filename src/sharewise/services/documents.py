@@ -207,7 +207,8 @@ def draft_agreement_file(
     library = load_library(overlay=clauses) if clauses else load_library()
     result = draft(law, request, parties, today, doc_type, library, where, consent_checker)
     write_atomically(out, agreement_render.render(result, fmt))
-    return Generated(out, result.doc_type, result.title, result.warnings)
+    unprintable = agreement_render.pdf_warning(result) if fmt == "pdf" else None
+    return Generated(out, result.doc_type, result.title, (*result.warnings, *filter(None, [unprintable])))
 
 
 def consent_requirements(law: LawPack, determination: Determination) -> list[ConsentRequirement]:
@@ -270,7 +271,8 @@ def consent_form_file(law: LawPack, request_path: Path, fmt: str, out: Path, tod
     request = read_request(request_path, law)
     form = consent_form(law, request, today)
     write_atomically(out, consent_forms.render(form, fmt))
-    return Generated(out, "consent_form", form.title, form.warnings)
+    unprintable = consent_forms.pdf_warning(form) if fmt == "pdf" else None
+    return Generated(out, "consent_form", form.title, (*form.warnings, *filter(None, [unprintable])))
 
 
 def _check_format(fmt: str, formats: tuple[str, ...]) -> None:
