@@ -240,3 +240,18 @@ def test_consent_list_needs_a_reader_and_every_consent_command_takes_as_or_share
     monkeypatch.setenv("SHAREWISE_USER", "aud")
     assert consent_id in run("consent", "list")
     assert consent_id in run("consent", "show", consent_id)
+
+
+def test_a_consent_is_recorded_for_the_recorders_agency_and_kept_within_it() -> None:
+    auditor()
+    run("agency", "add", "otp", "Lakeview Recovery Center", "--as", "ada")
+    run("user", "add", "carl", "--name", "Carl", "--agency", "otp", "--roles", "requester", "--as", "ada")
+    run("user", "add", "oda", "--name", "Oda", "--agency", "otp", "--roles", "auditor", "--as", "ada")
+    consent_id = run("consent", "add", str(EXAMPLE), "--as", "rita").split()[-1]  # rita works for dhs
+    assert consent_id in run("consent", "show", consent_id, "--as", "rita")
+    shown = runner.invoke(app, ["consent", "show", consent_id, "--as", "carl"])
+    assert shown.exit_code == 9 and "another agency" in shown.output
+    revoked = runner.invoke(app, ["consent", "revoke", consent_id, "--by", "x", "--on", "2026-07-01", "--as", "carl"])
+    assert revoked.exit_code == 9 and "another agency" in revoked.output
+    assert consent_id in run("consent", "show", consent_id, "--as", "oda")  # auditors read across agencies
+    assert consent_id in run("consent", "list", "--agency", "dhs", "--as", "aud")

@@ -18,7 +18,7 @@ from sharewise.consent.registry import SqlConsentStore
 from sharewise.consent.validate import ElementProblem, validate_consent
 from sharewise.domain.consent import ConsentRecord, ConsentRequirement, PersonIdentifiers, RequiredElement, Revocation
 from sharewise.domain.determination import ConsentCheck
-from sharewise.domain.errors import InvalidDataError, NotFoundError, Problem, StorageError
+from sharewise.domain.errors import AccessDeniedError, InvalidDataError, NotFoundError, Problem, StorageError
 from sharewise.domain.events import AuditEvent
 from sharewise.domain.request import Recipient, Request, Source
 from sharewise.policy import condition as cond_mod
@@ -30,6 +30,7 @@ from sharewise.security.secrets import FileSecrets
 from sharewise.services.authorization import CONSENT_READERS, CONSENT_WRITERS, IDENTIFIER_READERS, authorize
 from sharewise.store.files import write_private
 from sharewise.wiring import Control
+from sharewise.workflow.access import User
 
 
 def registry(control: Control) -> SqlConsentStore:
@@ -159,7 +160,9 @@ def add(control: Control, law: LawPack, consent: ConsentRecord, actor: str, labe
         raise _element_error(problems, label)
     store = registry(control)
     with control.store.transaction() as conn:
-        authorize(conn, actor, CONSENT_WRITERS, "record consents")
+        user = authorize(conn, actor, CONSENT_WRITERS, "record consents")
+        if user is not None:  # recorded for the recorder's agency, as the API and web pages record it
+            consent = consent.model_copy(update={"agency": user.agency_id})
         consent_id = store.add(conn, consent, now)
         _audit(
             control,
@@ -173,10 +176,18 @@ def add(control: Control, law: LawPack, consent: ConsentRecord, actor: str, labe
     return consent_id
 
 
+def _in_scope(user: User | None, record: ConsentRecord, action: str, auditors_too: bool = True) -> None:
+    """A consent recorded by an agency is for that agency's people (and auditors, to read); single-user mode: all."""
+    if user is None or record.agency in (None, user.agency_id) or (auditors_too and user.has("auditor")):
+        return
+    raise AccessDeniedError(f"{user.id} may not {action} consents of another agency")
+
+
 def show(control: Control, consent_id: str, actor: str, reveal: bool = False) -> ConsentRecord:
     with control.store.transaction() as conn:
-        authorize(conn, actor, IDENTIFIER_READERS if reveal else CONSENT_READERS, "see consents")
+        user = authorize(conn, actor, IDENTIFIER_READERS if reveal else CONSENT_READERS, "see consents")
         record = registry(control).get(conn, consent_id, reveal=reveal)
+        _in_scope(user, record, "see")
         if reveal:
             _audit(control, conn, "consent-identifiers-revealed", actor, consent_id, {}, record.agency)
     return record
@@ -199,7 +210,8 @@ def revoke(control: Control, consent_id: str, revocation: Revocation, actor: str
             [Problem("revoked_on", f"{revocation.revoked_on} is after today ({today})")],
         )
     with control.store.transaction() as conn:
-        authorize(conn, actor, CONSENT_WRITERS, "revoke consents")
+        user = authorize(conn, actor, CONSENT_WRITERS, "revoke consents")
+        _in_scope(user, registry(control).get(conn, consent_id), "revoke", auditors_too=False)
         updated = registry(control).revoke(conn, consent_id, revocation)
         _audit(control, conn, "consent-revoked", actor, consent_id, {"method": revocation.method}, updated.agency)
     return updated
