@@ -9,7 +9,7 @@ from typing import Any
 from fhir.resources.R4B.consent import Consent
 from pydantic import ValidationError
 
-from sharewise.domain.consent import ConsentRecord
+from sharewise.domain.consent import CONSENT_ID_RULE, ConsentRecord, is_consent_id
 from sharewise.domain.errors import InvalidDataError, Problem
 
 EXT = "urn:sharewise:fhir:consent:"
@@ -228,12 +228,24 @@ def from_fhir(data: dict[str, Any], label: str = "consent.json") -> ConsentRecor
     Only a permission sharewise can represent is imported (see `_permission_problems`): a deny, a
     draft, a refused consent or one with exceptions is refused rather than recorded as a permit.
     """
+    # The id is kept, so it must be one the registry can hold: FHIR's own check knows no length limit.
+    given_id = data.get("id")
+    id_problems = (
+        [Problem(f"{label}: Consent.id", CONSENT_ID_RULE)]
+        if isinstance(given_id, str) and not is_consent_id(given_id)
+        else []
+    )
     try:
         resource = Consent.model_validate(data)
     except ValidationError as exc:
         raise InvalidDataError(
             "not a valid FHIR R4 Consent",
-            [Problem(f"{label}: {_fhir_path(tuple(e['loc']))}", e["msg"]) for e in exc.errors()],
+            id_problems
+            + [
+                Problem(f"{label}: {_fhir_path(tuple(e['loc']))}", e["msg"])
+                for e in exc.errors()
+                if not (id_problems and tuple(e["loc"]) == ("id",))
+            ],
         ) from exc
     except (KeyError, TypeError, AttributeError) as exc:  # e.g. a contained resource of an unknown type
         raise InvalidDataError(
@@ -242,7 +254,7 @@ def from_fhir(data: dict[str, Any], label: str = "consent.json") -> ConsentRecor
         ) from exc
     ext = {e.url[len(EXT) :]: e for e in (resource.extension or []) if e.url and e.url.startswith(EXT)}
     has_revocation = "revocation" in ext and ext["revocation"].valueString is not None
-    problems = _permission_problems(resource, has_revocation, label)
+    problems = id_problems + _permission_problems(resource, has_revocation, label)
 
     def ext_json(name: str, default: Any) -> Any:
         item = ext.get(name)

@@ -9,8 +9,8 @@ import secrets
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError as DuplicateRowError
 
-from sharewise.domain.consent import ConsentRecord, PersonIdentifiers, Revocation
-from sharewise.domain.errors import InvalidStateError, NotFoundError
+from sharewise.domain.consent import CONSENT_ID_RULE, ConsentRecord, PersonIdentifiers, Revocation, is_consent_id
+from sharewise.domain.errors import InvalidDataError, InvalidStateError, NotFoundError, Problem
 from sharewise.security.secrets import FileSecrets, keyed_token, seal, unseal
 from sharewise.store.schema import consents
 
@@ -39,6 +39,8 @@ class SqlConsentStore:
         if consent.person is None:
             raise InvalidStateError("a consent must name the person it is about")
         consent_id = consent.id or self.new_id(now.date())
+        if not is_consent_id(consent_id):  # a record copied with a new id skips validation: checked before the store
+            raise InvalidDataError("invalid consent id; nothing was stored", [Problem("id", CONSENT_ID_RULE)])
         if conn.execute(select(consents.c.id).where(consents.c.id == consent_id)).first() is not None:
             raise _already_recorded(consent_id)
         full = consent.model_copy(update={"id": consent_id})

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 STATEMENTS = {
     "right_to_revoke": "The person may revoke the consent (in writing) at any time, except for what was already done in reliance on it, and how.",
@@ -21,6 +23,19 @@ STATEMENTS = {
     "abuser_not_signer": "The signer is not the abuser of the victim (or of the minor or ward, or of the other parent).",
     "copy_to_person": "The person receives a copy of the signed consent.",
 }
+
+# A consent id is a FHIR resource id (FHIR R4, datatype `id`), so that an import keeps it and an export
+# carries it unchanged; the registry's id column holds the longest one.
+CONSENT_ID_MAX = 64
+_CONSENT_ID = re.compile(rf"[A-Za-z0-9\-.]{{1,{CONSENT_ID_MAX}}}")
+CONSENT_ID_RULE = (
+    f"a consent id is 1 to {CONSENT_ID_MAX} letters (A-Z, a-z), digits, '-' or '.' (the FHIR resource id rule)"
+)
+
+
+def is_consent_id(value: str) -> bool:
+    """Whether a text is a well-formed consent id (the FHIR id rule): the check before any look-up or store."""
+    return _CONSENT_ID.fullmatch(value) is not None
 
 
 def _fold(text: str) -> str:
@@ -131,6 +146,13 @@ class ConsentRecord(_Frozen):
     form: str | None = None
     agency: str | None = None
     revocation: Revocation | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _fhir_id(cls, value: str | None) -> str | None:
+        if value is not None and not is_consent_id(value):  # the rule, not the value: it is named, never echoed
+            raise PydanticCustomError("consent_id", CONSENT_ID_RULE)
+        return value
 
     @field_validator("statements")
     @classmethod

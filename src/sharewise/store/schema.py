@@ -96,7 +96,7 @@ Index("ix_disclosure_persons_token", disclosure_persons.c.person_token)
 consents = Table(
     "consents",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", String(64), primary_key=True),  # a FHIR resource id is at most 64 characters
     Column("person_token", String(64), nullable=False),
     Column("sealed", LargeBinary, nullable=False),
     Column("key_id", String(64), nullable=False),
