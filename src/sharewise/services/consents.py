@@ -25,7 +25,7 @@ from sharewise.policy import condition as cond_mod
 from sharewise.policy.model import LawPack
 from sharewise.policy.request_parse import make_lookup
 from sharewise.policy.suggest import did_you_mean
-from sharewise.policy.yamlfile import YamlProblem, line_of, read_yaml
+from sharewise.policy.yamlfile import Lines, YamlProblem, line_of, parse_yaml, read_text
 from sharewise.security.secrets import FileSecrets
 from sharewise.services.authorization import CONSENT_READERS, CONSENT_WRITERS, IDENTIFIER_READERS, authorize
 from sharewise.store.files import write_private
@@ -97,12 +97,39 @@ def check_vocabulary(law: LawPack, consent: ConsentRecord, label: str) -> list[P
     return problems
 
 
+def _read_yaml_or_json(path: Path, what: str) -> tuple[Any, Lines]:
+    """A file's data and the line of each value: YAML, or JSON when the file is JSON.
+
+    JSON is YAML too, so both are read as YAML (for the lines); but a JSON file with a syntax error is
+    reported as JSON, by line and column, as whoever wrote it knows it. A file is JSON by its `.json`
+    name (and must then be JSON), or when its text opens with `{` or `[` and YAML cannot read it either.
+    """
+    try:
+        text = read_text(path)
+        as_json = path.suffix.lower() == ".json"
+        if as_json:
+            _check_json(text, path, what)
+        try:
+            return parse_yaml(text, str(path))
+        except YamlProblem:
+            if not as_json and text.lstrip().startswith(("{", "[")):
+                _check_json(text, path, what)
+            raise
+    except YamlProblem as exc:
+        raise InvalidDataError(f"malformed {what} file", exc.problems) from exc
+
+
+def _check_json(text: str, path: Path, what: str) -> None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:  # exc.msg names the syntax error only, never the file's text
+        problem = Problem(f"{path}:{exc.lineno}:{exc.colno}", f"malformed JSON: {exc.msg}")
+        raise InvalidDataError(f"malformed {what} file", [problem]) from None
+
+
 def read_consent(path: Path) -> ConsentRecord:
     """A consent from a YAML or JSON file; every problem reported with its line."""
-    try:
-        data, lines = read_yaml(path)
-    except YamlProblem as exc:
-        raise InvalidDataError("malformed consent file", exc.problems) from exc
+    data, lines = _read_yaml_or_json(path, "consent")
     try:
         return ConsentRecord.model_validate(data)
     except ValidationError as exc:
@@ -116,11 +143,8 @@ def read_consent(path: Path) -> ConsentRecord:
 
 
 def read_person(path: Path) -> PersonIdentifiers:
-    """A person's identifiers from a YAML file (never echoed in errors: only field names)."""
-    try:
-        data, _ = read_yaml(path)
-    except YamlProblem as exc:
-        raise InvalidDataError("malformed person file", exc.problems) from exc
+    """A person's identifiers from a YAML or JSON file (never echoed in errors: only field names)."""
+    data, _ = _read_yaml_or_json(path, "person")
     try:
         return PersonIdentifiers.model_validate(data)
     except ValidationError as exc:
