@@ -104,9 +104,15 @@ def show(
 
 @app.command("list")
 @handles_errors
-def list_(agency: Annotated[str | None, typer.Option("--agency")] = None, actor: Actor = "") -> None:
-    """Recent consents (no identifiers)."""
-    for consent in service.list_consents(control_for(settings_for(None)), agency, actor=_actor(actor)):
+def list_(
+    agency: Annotated[str | None, typer.Option("--agency", help="Only the consents recorded for this agency.")] = None,
+    actor: Actor = "",
+) -> None:
+    """Recent consents (no identifiers); says so when none matched (exit 0), and exits 2 for an unknown agency."""
+    found = service.list_consents(control_for(settings_for(None)), agency, actor=_actor(actor))
+    if not found:
+        out.print(f"no consents recorded for agency '{escape(agency)}'" if agency else "no consents recorded")
+    for consent in found:
         status = (
             "revoked"
             if consent.revocation

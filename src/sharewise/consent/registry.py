@@ -82,6 +82,10 @@ class SqlConsentStore:
             query = query.where(consents.c.agency == agency)
         return [self._open(r.id, r.sealed, reveal=False) for r in conn.execute(query)]
 
+    def names_agency(self, conn: Connection, agency: str) -> bool:
+        """Whether any consent is recorded for the agency (before users are registered, a file may name it)."""
+        return conn.execute(select(consents.c.id).where(consents.c.agency == agency).limit(1)).first() is not None
+
     def for_person(self, conn: Connection, person: PersonIdentifiers) -> list[ConsentRecord]:
         """Every consent about one person (by keyed token); identifiers not revealed."""
         rows = conn.execute(

@@ -31,6 +31,7 @@ from sharewise.services.authorization import CONSENT_READERS, CONSENT_WRITERS, I
 from sharewise.store.files import write_private
 from sharewise.wiring import Control
 from sharewise.workflow.access import User
+from sharewise.workflow.store import SqlWorkflowStore
 
 
 def registry(control: Control) -> SqlConsentStore:
@@ -218,11 +219,22 @@ def show(control: Control, consent_id: str, actor: str, reveal: bool = False) ->
 
 
 def list_consents(control: Control, agency: str | None = None, actor: str | None = None) -> list[ConsentRecord]:
-    """Recent consents, without identifiers; with an actor, only for someone who may see consents."""
+    """Recent consents, without identifiers; with an actor, only for someone who may see consents.
+
+    An agency asked for must be one sharewise knows: registered, or named on a consent (a consent file
+    recorded before any user was registered names its own). An unknown one is an error, not an empty list.
+    """
     with control.store.transaction() as conn:
         if actor is not None:
             authorize(conn, actor, CONSENT_READERS, "see consents")
-        return registry(control).recent(conn, agency)
+        store = registry(control)
+        if agency is not None and not (
+            SqlWorkflowStore().agency_exists(conn, agency) or store.names_agency(conn, agency)
+        ):
+            raise InvalidDataError(
+                "unknown agency", [Problem("agency", f"no agency '{agency}' is registered, and no consent names it")]
+            )
+        return store.recent(conn, agency)
 
 
 def revoke(control: Control, consent_id: str, revocation: Revocation, actor: str) -> ConsentRecord:

@@ -1,0 +1,64 @@
+"""The consent commands say what they found: an empty list, an unknown agency, every statement given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from sharewise.cli.main import app
+from sharewise.wiring import _cached_law
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consents" / "part2-universal-release.yaml"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHAREWISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SHAREWISE_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("SHAREWISE_CACHE_DIR", "off")
+    monkeypatch.delenv("SHAREWISE_USER", raising=False)
+    _cached_law.cache_clear()
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def run(*args: str) -> str:
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def directory() -> None:
+    run("agency", "add", "dhs", "Lakeview DHS")
+    run("agency", "add", "otp", "Lakeview Recovery Center")
+    run("user", "add", "ada", "--name", "Ada", "--agency", "dhs", "--roles", "administrator")
+    run("user", "add", "rita", "--name", "Rita", "--agency", "dhs", "--roles", "requester", "--as", "ada")
+    run("user", "add", "aud", "--name", "Audrey", "--agency", "dhs", "--roles", "auditor", "--as", "ada")
+
+
+def test_an_empty_registry_says_no_consent_was_recorded() -> None:
+    assert run("consent", "list").strip() == "no consents recorded"
+
+
+def test_a_known_agency_without_consents_says_so_and_succeeds() -> None:
+    directory()
+    assert run("consent", "list", "--agency", "otp", "--as", "aud").strip() == "no consents recorded for agency 'otp'"
+
+
+def test_an_unknown_agency_is_an_error_naming_it() -> None:
+    directory()
+    run("consent", "add", str(EXAMPLE), "--as", "rita")
+    result = invoke("consent", "list", "--agency", "Nope", "--as", "aud")
+    assert result.exit_code == 2, result.output
+    assert "no agency 'Nope' is registered, and no consent names it" in result.output
+
+
+def test_an_agency_a_consent_file_named_is_known_before_any_user_is_registered() -> None:
+    consent_id = run("consent", "add", str(EXAMPLE)).split()[-1]  # single-user mode keeps the file's agency
+    assert consent_id in run("consent", "list", "--agency", "Lakeview Recovery Center")
+    assert invoke("consent", "list", "--agency", "Nope").exit_code == 2
