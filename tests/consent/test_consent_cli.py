@@ -41,8 +41,8 @@ def directory() -> None:
     run("user", "add", "aud", "--name", "Audrey", "--agency", "dhs", "--roles", "auditor", "--as", "ada")
 
 
-def test_an_empty_registry_says_no_consent_was_recorded() -> None:
-    assert run("consent", "list").strip() == "no consents recorded"
+def test_an_empty_registry_says_there_is_nothing_to_list() -> None:
+    assert run("consent", "list").strip() == "no consents to list"
 
 
 def test_a_known_agency_without_consents_says_so_and_succeeds() -> None:
@@ -62,3 +62,19 @@ def test_an_agency_a_consent_file_named_is_known_before_any_user_is_registered()
     consent_id = run("consent", "add", str(EXAMPLE)).split()[-1]  # single-user mode keeps the file's agency
     assert consent_id in run("consent", "list", "--agency", "Lakeview Recovery Center")
     assert invoke("consent", "list", "--agency", "Nope").exit_code == 2
+
+
+def test_a_user_lists_only_what_they_may_see_and_auditors_see_every_agency(tmp_path: Path) -> None:
+    unassigned = tmp_path / "no-agency.yaml"
+    unassigned.write_text(EXAMPLE.read_text(encoding="utf-8").replace("agency: Lakeview Recovery Center\n", ""))
+    before_users = run("consent", "add", str(unassigned)).split()[-1]  # recorded for no agency
+    directory()
+    run("user", "add", "carl", "--name", "Carl", "--agency", "otp", "--roles", "requester", "--as", "ada")
+    theirs = run("consent", "add", str(EXAMPLE), "--as", "carl").split()[-1]
+    listed = run("consent", "list", "--as", "rita")
+    assert before_users in listed and theirs not in listed  # as `consent show` would answer rita
+    refused = invoke("consent", "list", "--agency", "otp", "--as", "rita")
+    assert refused.exit_code == 9 and "rita may not see consents of another agency" in refused.output
+    assert theirs in run("consent", "list", "--as", "carl")
+    assert {before_users, theirs} <= set(run("consent", "list", "--as", "aud").split())
+    assert theirs in run("consent", "list", "--agency", "otp", "--as", "aud")

@@ -111,7 +111,7 @@ def list_(
     """Recent consents (no identifiers); says so when none matched (exit 0), and exits 2 for an unknown agency."""
     found = service.list_consents(control_for(settings_for(None)), agency, actor=_actor(actor))
     if not found:
-        out.print(f"no consents recorded for agency '{escape(agency)}'" if agency else "no consents recorded")
+        out.print(f"no consents recorded for agency '{escape(agency)}'" if agency else "no consents to list")
     for consent in found:
         status = (
             "revoked"

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import secrets
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.exc import IntegrityError as DuplicateRowError
 
 from sharewise.domain.consent import CONSENT_ID_RULE, ConsentRecord, PersonIdentifiers, Revocation, is_consent_id
@@ -76,10 +76,14 @@ class SqlConsentStore:
         record = ConsentRecord.model_validate_json(plain)
         return record if reveal else redact(record)
 
-    def recent(self, conn: Connection, agency: str | None = None, limit: int = 200) -> list[ConsentRecord]:
+    def recent(
+        self, conn: Connection, agency: str | None = None, limit: int = 200, unassigned_too: bool = False
+    ) -> list[ConsentRecord]:
+        """The newest consents, of one agency when given (and then, if asked, those recorded for no agency)."""
         query = select(consents.c.id, consents.c.sealed).order_by(consents.c.created_at.desc()).limit(limit)
         if agency:
-            query = query.where(consents.c.agency == agency)
+            mine = consents.c.agency == agency
+            query = query.where(or_(mine, consents.c.agency.is_(None)) if unassigned_too else mine)
         return [self._open(r.id, r.sealed, reveal=False) for r in conn.execute(query)]
 
     def names_agency(self, conn: Connection, agency: str) -> bool:

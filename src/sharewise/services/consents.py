@@ -223,10 +223,11 @@ def list_consents(control: Control, agency: str | None = None, actor: str | None
 
     An agency asked for must be one sharewise knows: registered, or named on a consent (a consent file
     recorded before any user was registered names its own). An unknown one is an error, not an empty list.
+    A user who is not an auditor sees what `show` would show them: their agency's consents and those
+    recorded for no agency; asking for another agency's is refused.
     """
     with control.store.transaction() as conn:
-        if actor is not None:
-            authorize(conn, actor, CONSENT_READERS, "see consents")
+        user = authorize(conn, actor, CONSENT_READERS, "see consents") if actor is not None else None
         store = registry(control)
         if agency is not None and not (
             SqlWorkflowStore().agency_exists(conn, agency) or store.names_agency(conn, agency)
@@ -234,7 +235,11 @@ def list_consents(control: Control, agency: str | None = None, actor: str | None
             raise InvalidDataError(
                 "unknown agency", [Problem("agency", f"no agency '{agency}' is registered, and no consent names it")]
             )
-        return store.recent(conn, agency)
+        if user is None or user.has("auditor"):
+            return store.recent(conn, agency)
+        if agency not in (None, user.agency_id):
+            raise AccessDeniedError(f"{user.id} may not see consents of another agency")
+        return store.recent(conn, user.agency_id, unassigned_too=agency is None)
 
 
 def revoke(control: Control, consent_id: str, revocation: Revocation, actor: str) -> ConsentRecord:
