@@ -78,3 +78,9 @@ def test_a_user_lists_only_what_they_may_see_and_auditors_see_every_agency(tmp_p
     assert theirs in run("consent", "list", "--as", "carl")
     assert {before_users, theirs} <= set(run("consent", "list", "--as", "aud").split())
     assert theirs in run("consent", "list", "--agency", "otp", "--as", "aud")
+
+
+def test_show_lists_every_statement_the_person_was_given() -> None:
+    consent_id = run("consent", "add", str(EXAMPLE)).split()[-1]
+    (line,) = [line.strip() for line in run("consent", "show", consent_id).splitlines() if "statements" in line]
+    assert line == "statements: right_to_revoke, redisclosure_warning, part2_notice, conditioning, copy_to_person"
