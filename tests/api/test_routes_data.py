@@ -156,7 +156,7 @@ def test_a_share_plan_lists_what_leaves_and_what_stays_with_reasons(world: World
     dropped = {d["name"]: d["reason"] for d in plan["dropped"]}
     assert "email" in dropped and "street" in dropped  # contact is not in the request; street was not needed
     assert all(reason for reason in dropped.values())
-    assert plan["output"] == {"format": "parquet", "parquet_encodings": "compatible", "token_format": "hex"}
+    assert plan["output"] == {"format": "parquet", "parquet_encodings": "compatible", "token_format": "bytes"}
     assert any("does not replace legal advice" in notice for notice in plan["notices"])
 
 

@@ -17,7 +17,7 @@ from sharewise.pipeline.dictionary import parse_dictionary
 from sharewise.pipeline.extract import extract
 from sharewise.pipeline.spec import AggregateOptions, DeidentificationOptions, ShareSpec, build_spec
 from sharewise.policy.model import LawPack
-from tests.pipeline.data import DICTIONARY, client_rows, write_clients
+from tests.pipeline.data import DICTIONARY, HEADER, client_rows, write_clients
 
 AS_OF = dt.date(2026, 3, 1)
 KEY = bytes(range(32))
@@ -49,11 +49,11 @@ def test_pseudonyms_are_hmac_sha256_of_the_value_with_the_agreement_key(
     spec = spec_for(law, columns, "identified", ["client_id", "ssn", "benefit"], pseudonymize=["client_id", "ssn"])
     result = extract(backend, spec, tmp_path / "out", "parquet", AS_OF, PseudonymPads.from_key(KEY))
     rows = read_rows(tmp_path / "out", result.files)
-    expected = {hmac.new(KEY, r[0].encode(), hashlib.sha256).hexdigest(): r for r in client_rows()}
-    assert result.rows == 60 == len(rows)
+    expected = {hmac.new(KEY, r[0].encode(), hashlib.sha256).digest(): r for r in client_rows()}
+    assert result.rows == 60 == len(rows) and result.token_format == "bytes"  # Parquet's default
     for row in rows:
-        source = expected[str(row["client_id"])]
-        assert row["ssn"] == hmac.new(KEY, source[2].encode(), hashlib.sha256).hexdigest()
+        source = expected[row["client_id"]]  # type: ignore[index]
+        assert row["ssn"] == hmac.new(KEY, source[2].encode(), hashlib.sha256).digest()
     assert set(rows[0]) == {"client_id", "ssn", "benefit"}
 
 
@@ -83,7 +83,7 @@ def test_parquet_v2_encodings_are_written_only_when_asked_and_read_back_the_same
     assert bool(used & delta) == (encodings == "v2"), used
     assert result.parquet_encodings == encodings
     rows = read_rows(out, result.files)
-    expected = {hmac.new(KEY, r[0].encode(), hashlib.sha256).hexdigest() for r in client_rows()}
+    expected = {hmac.new(KEY, r[0].encode(), hashlib.sha256).digest() for r in client_rows()}
     assert len(rows) == 60 and {row["client_id"] for row in rows} == expected
 
 
@@ -180,7 +180,7 @@ def test_parquet_input_gives_the_same_pseudonyms_as_csv(backend: Backend, law: L
     spec = spec_for(law, columns, "identified", ["client_id"], pseudonymize=["client_id"])
     result = extract(backend, spec, tmp_path / "out", "parquet", AS_OF, PseudonymPads.from_key(KEY))
     tokens = {r["client_id"] for r in read_rows(tmp_path / "out", result.files)}
-    assert tokens == {hmac.new(KEY, r[0].encode(), hashlib.sha256).hexdigest() for r in client_rows()}
+    assert tokens == {hmac.new(KEY, r[0].encode(), hashlib.sha256).digest() for r in client_rows()}
 
 
 def test_a_ragged_csv_row_is_a_clear_error_without_its_values(backend: Backend, law: LawPack, tmp_path: Path) -> None:
@@ -241,19 +241,21 @@ def test_bytes_tokens_are_the_hmac_digests_themselves(
     assert {row["ssn"] for row in rows} == digests_of_clients(2)
 
 
-def test_hex_is_the_default_and_bytes_tokens_are_its_digits_as_bytes(
+def test_parquet_defaults_to_bytes_csv_to_hex_and_hex_tokens_are_the_bytes_digits(
     backend: Backend, law: LawPack, tmp_path: Path
 ) -> None:
     data, _ = write_clients(tmp_path)
     columns = backend.register_input(CsvInput(data))
     spec = spec_for(law, columns, "identified", ["client_id", "benefit"], pseudonymize=["client_id"])
     pads = PseudonymPads.from_key(KEY)
-    hexed = extract(backend, spec, tmp_path / "hex", "parquet", AS_OF, pads)
-    raw = extract(backend, spec, tmp_path / "bytes", "parquet", AS_OF, pads, token_format="bytes")
-    assert hexed.token_format == "hex" and raw.token_format == "bytes"
-    as_hex = {str(r["client_id"]) for r in read_rows(tmp_path / "hex", hexed.files)}
+    raw = extract(backend, spec, tmp_path / "bytes", "parquet", AS_OF, pads)
+    hexed = extract(backend, spec, tmp_path / "hex", "parquet", AS_OF, pads, token_format="hex")
+    in_csv = extract(backend, spec, tmp_path / "csv", "csv", AS_OF, pads)
+    assert (raw.token_format, hexed.token_format, in_csv.token_format) == ("bytes", "hex", "hex")
     as_bytes = {bytes(r["client_id"]).hex() for r in read_rows(tmp_path / "bytes", raw.files)}  # type: ignore[arg-type]
-    assert as_hex == as_bytes and len(as_hex) == 60
+    as_hex = {str(r["client_id"]) for r in read_rows(tmp_path / "hex", hexed.files)}
+    as_text = {str(r["client_id"]) for r in read_rows(tmp_path / "csv", in_csv.files)}
+    assert as_hex == as_bytes == as_text and len(as_hex) == 60
 
 
 def test_no_token_format_is_recorded_when_nothing_is_pseudonymized(
@@ -295,3 +297,85 @@ def test_bytes_tokens_are_the_same_when_duckdb_computes_hmac_in_sql(law: LawPack
         finally:
             backend.close()
     assert found[0] == found[1] == digests_of_clients(0)
+
+
+def test_a_cell_that_does_not_parse_as_its_type_is_a_clear_error_without_its_value(
+    backend: Backend, law: LawPack, tmp_path: Path
+) -> None:
+    rows = client_rows()
+    rows[37][9] = "12x.50 Jane Roe"  # benefit: decimal
+    data = tmp_path / "clients.csv"
+    with data.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([HEADER, *rows])
+    columns = backend.register_input(CsvInput(data))
+    spec = spec_for(law, columns, "identified", ["client_id", "benefit"], pseudonymize=["client_id"])
+    with pytest.raises(InvalidDataError) as caught:
+        extract(backend, spec, tmp_path / "out", "parquet", AS_OF, PseudonymPads.from_key(KEY))
+    text = caught.value.message + " ".join(str(p) for p in caught.value.problems)
+    assert "does not match its dictionary type" in text and "Jane Roe" not in text and "12x" not in text
+    assert not list((tmp_path / "out").rglob("*.parquet"))
+
+
+def test_a_bad_cell_after_the_first_row_group_leaves_no_parquet_file(law: LawPack, tmp_path: Path) -> None:
+    """DuckDB streams batches to the Parquet writer: an error after some were written removes the file."""
+    from sharewise.pipeline.duckdb_backend import ROW_GROUP_ROWS, DuckDBBackend
+
+    rows = client_rows()
+    data = tmp_path / "clients.csv"
+    with data.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for i in range(3 * ROW_GROUP_ROWS):
+            row = list(rows[i % len(rows)])
+            row[0] = f"C{i:07d}"
+            if i == 3 * ROW_GROUP_ROWS - 5:
+                row[9] = "not a number"
+            writer.writerow(row)
+    backend = DuckDBBackend(threads=2)
+    try:
+        columns = backend.register_input(CsvInput(data))
+        spec = spec_for(law, columns, "identified", ["client_id", "benefit"], pseudonymize=["client_id"])
+        with pytest.raises(InvalidDataError) as caught:
+            extract(backend, spec, tmp_path / "out", "parquet", AS_OF, PseudonymPads.from_key(KEY))
+    finally:
+        backend.close()
+    assert "does not match its dictionary type" in caught.value.message
+    assert not list((tmp_path / "out").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("encodings", "token_format"), [("compatible", "bytes"), ("compatible", "hex"), ("v2", "bytes")]
+)
+def test_duckdb_writes_pseudonyms_plainly_and_every_other_column_with_zstd_and_statistics(
+    law: LawPack, tmp_path: Path, encodings: str, token_format: str
+) -> None:
+    """Unique random tokens get no dictionary or statistics; 32-byte ones are not compressed (ADR 0005)."""
+    from sharewise.pipeline.duckdb_backend import DuckDBBackend
+
+    data, _ = write_clients(tmp_path)
+    backend = DuckDBBackend(threads=2)
+    try:
+        columns = backend.register_input(CsvInput(data))
+        needs = ["client_id", "ssn", "sex", "benefit", "certified_on"]
+        spec = spec_for(law, columns, "identified", needs, pseudonymize=["client_id", "ssn"])
+        out = tmp_path / "out"
+        pads = PseudonymPads.from_key(KEY)
+        result = extract(
+            backend, spec, out, "parquet", AS_OF, pads, parquet_encodings=encodings, token_format=token_format
+        )
+    finally:
+        backend.close()
+    metadata = pq.ParquetFile(out / result.files[0]).metadata
+    group = metadata.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    for name in ("client_id", "ssn"):
+        chunk = chunks[name]
+        assert chunk.statistics is None or not chunk.statistics.has_min_max
+        assert not {"PLAIN_DICTIONARY", "RLE_DICTIONARY"} & set(chunk.encodings)
+        assert chunk.compression == ("UNCOMPRESSED" if token_format == "bytes" else "ZSTD")
+        assert ("DELTA_LENGTH_BYTE_ARRAY" in chunk.encodings) == (encodings == "v2")
+    for name in ("sex", "benefit", "certified_on"):
+        chunk = chunks[name]
+        assert chunk.compression == "ZSTD" and chunk.statistics is not None and chunk.statistics.has_min_max
+    delta = {"DELTA_LENGTH_BYTE_ARRAY", "DELTA_BYTE_ARRAY", "DELTA_BINARY_PACKED"}
+    assert bool(delta & {e for c in chunks.values() for e in c.encodings}) == (encodings == "v2")

@@ -68,3 +68,27 @@ def test_duplicate_record_ids_are_rejected(tmp_path: Path) -> None:
     path.write_text("record_id,given_name,surname,dob\n1,A,B,1990-01-01\n1,C,D,1990-01-01\n", encoding="utf-8")
     with pytest.raises(InvalidDataError, match="record ids"):
         read_people(path)
+
+
+def test_binary_pseudonyms_in_a_shares_parquet_are_read_as_their_hex_tokens(tmp_path: Path) -> None:
+    """A share's Parquet carries pseudonyms as 32 bytes by default; linkage reads them as the hex token."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    token = bytes(range(200, 232))  # not valid UTF-8: a plain cast to text would fail
+    table = pa.table(
+        {
+            "record_id": pa.array([token, None], pa.binary()),
+            "given_name": ["Ann", "Bo"],
+            "surname": ["Lee", "Ng"],
+            "dob": ["1990-01-02", "1985-03-04"],
+            "case": pa.array([token, token], pa.binary(32)),
+        }
+    )
+    path = tmp_path / "share.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(InvalidDataError, match="record"):  # the second record has no id
+        read_people(path)
+    pq.write_table(table.slice(0, 1), path)
+    row = read_people(path).to_pylist()[0]
+    assert row["record_id"] == token.hex() and row["given_name"] == "Ann"

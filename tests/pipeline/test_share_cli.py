@@ -118,10 +118,11 @@ def test_run_needs_the_agreement_key_then_publishes_a_package_that_verifies(work
     assert again.exit_code == 5 and "never overwritten" in again.output
 
 
-def verified_parquet_share(workdir: Path, **options: str) -> str:
-    """What `share verify` tells the recipient of the workdir's share run as Parquet with the options."""
+def verified_parquet_share(workdir: Path, **options: str | None) -> str:
+    """What `share verify` tells the recipient of the workdir's share run as Parquet with the options (None: unset)."""
     share = yaml.safe_load((workdir / "share.yaml").read_text(encoding="utf-8"))
-    (workdir / "share.yaml").write_text(yaml.safe_dump({**share, "output": "parquet", **options}), encoding="utf-8")
+    share = {**share, "output": "parquet", **{k: v for k, v in options.items() if v is not None}}
+    (workdir / "share.yaml").write_text(yaml.safe_dump(share), encoding="utf-8")
     assert runner.invoke(app, ["key", "agr-snap-tanf"]).exit_code == 0
     done = runner.invoke(app, ["run", str(workdir / "share.yaml"), "--out", str(workdir / "out")])
     assert done.exit_code == 0, done.output
@@ -134,13 +135,18 @@ def verified_parquet_share(workdir: Path, **options: str) -> str:
 
 
 def test_verify_tells_the_recipient_which_readers_open_v2_parquet(workdir: Path) -> None:
-    output = verified_parquet_share(workdir, parquet_encodings="v2")
+    output = verified_parquet_share(workdir, parquet_encodings="v2", token_format="hex")
     assert "format 2 encodings" in output and "Spark 3.3+" in output and "binary" not in output
 
 
-def test_verify_tells_the_recipient_that_pseudonyms_are_bytes(workdir: Path) -> None:
-    output = verified_parquet_share(workdir, token_format="bytes")
+@pytest.mark.parametrize("token_format", ["bytes", None])
+def test_verify_tells_the_recipient_that_pseudonyms_are_bytes(workdir: Path, token_format: str | None) -> None:
+    output = verified_parquet_share(workdir, token_format=token_format)  # None: Parquet's default, bytes
     assert "32-byte binary values" in output and "format 2" not in output
+
+
+def test_verify_says_nothing_of_binary_for_hex_tokens(workdir: Path) -> None:
+    assert "binary" not in verified_parquet_share(workdir, token_format="hex")
 
 
 def test_verify_rejects_a_package_for_someone_else(workdir: Path) -> None:

@@ -231,7 +231,7 @@ def test_a_malformed_input_is_reported_without_personal_data(setup: dict[str, An
 def test_a_full_disk_while_extracting_publishes_nothing(
     setup: dict[str, Any], law: LawPack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(self: DuckDBBackend, sql: str, directory: Path, fmt: str, parquet_encodings: str = "compatible") -> None:
+    def full(self: DuckDBBackend, sql: str, directory: Path, fmt: str, *options: object) -> None:
         raise StorageError("the disk is full while the engine wrote the extract; nothing was published")
 
     monkeypatch.setattr(DuckDBBackend, "write", full)

@@ -556,7 +556,7 @@ def test_a_share_plan_shows_each_field_kept_or_dropped_and_why(people: Site, law
     assert "note</th><td>category case_records is not covered by the determination" in dropped
     assert "phone</th><td>minimum necessary: the requester does not need it" in dropped
     assert "Permitted" in r.text and agreement_id in r.text and "a share runs only under" not in r.text
-    assert re.search(r"Output</dt><dd>\w+, .*pseudonyms as 64 hex digits \(text\)</dd>", r.text)
+    assert re.search(r"Output</dt><dd>parquet, .*pseudonyms as 32-byte binary values</dd>", r.text)  # the default
     assert not list(Path(TMP).glob("sharewise-plan-*"))  # nothing is kept
 
 

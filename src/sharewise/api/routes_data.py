@@ -664,10 +664,11 @@ class ShareIn(BaseModel):
         description="Parquet only. compatible: the 1.0 encodings every reader opens. v2: the format 2 encodings "
         "(smaller, faster to write; pyarrow, pandas, DuckDB, Spark 3.3+ open them, some older readers do not).",
     )
-    token_format: Literal["hex", "bytes"] = Field(
-        default="hex",
-        description="How pseudonyms are written. hex: 64 lowercase hex digits (text). bytes: the HMAC's 32 bytes "
-        "(binary; Parquet only): half the size and a faster share; recipients join on binary columns.",
+    token_format: Literal["hex", "bytes"] | None = Field(
+        default=None,
+        description="How pseudonyms are written. bytes: the HMAC's 32 bytes (binary; Parquet only, and Parquet's "
+        "default): half the size and a faster share; recipients join on binary columns. hex: 64 lowercase hex "
+        "digits (text; CSV's only form, Parquet's on request).",
     )
     recipient_certificate: ServerPath | None = None
     deidentification: DeidentificationIn | None = None

@@ -87,6 +87,18 @@ class ColumnMapping:
         return ColumnMapping({**self.columns, **other.columns})
 
 
+def _as_text(table: pa.Table) -> pa.Table:
+    """Every column as text; binary ones (a share's pseudonyms, Parquet's default form) as lowercase hex."""
+    columns = []
+    for column_field, column in zip(table.schema, table.columns, strict=True):
+        kind = column_field.type
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+            columns.append(pa.array([None if v is None else v.hex() for v in column.to_pylist()], pa.string()))
+        else:
+            columns.append(column.cast(pa.string()))
+    return pa.table(columns, names=table.column_names)
+
+
 def _read_raw(path: Path, label: str) -> pa.Table:
     if not path.exists():
         raise NotFoundError(f"{label}: file not found: {path.name}")
@@ -94,8 +106,7 @@ def _read_raw(path: Path, label: str) -> pa.Table:
         raise InvalidDataError("empty input", [Problem(label, f"{path.name} is empty")])
     try:
         if path.suffix.lower() in (".parquet", ".pq") or path.is_dir():
-            table = pq.read_table(path)
-            return table.cast(pa.schema([pa.field(f.name, pa.string()) for f in table.schema]))
+            return _as_text(pq.read_table(path))
         with path.open("rb") as handle:
             head = handle.read(4)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -89,11 +90,21 @@ class Backend(Protocol):
         """The output columns of a query, each with whether it is text, without running it."""
         ...
 
-    def write(self, sql: str, directory: Path, fmt: str, parquet_encodings: str = "compatible") -> WriteResult:
+    def write(
+        self,
+        sql: str,
+        directory: Path,
+        fmt: str,
+        parquet_encodings: str = "compatible",
+        tokens: Collection[str] = (),
+    ) -> WriteResult:
         """Stream a query's result into files in directory (parquet or csv) and count its rows.
 
         parquet_encodings: "compatible" (the Parquet 1.0 encodings every reader knows) or "v2"
         (the format 2 encodings: DELTA_LENGTH_BYTE_ARRAY for text and the like; see PARQUET_ENCODINGS).
+        tokens: the output columns that hold pseudonyms (unique random values), which an engine
+        that can set Parquet options per column writes without dictionary, statistics or, as
+        bytes, compression. The values written are the same either way.
         """
         ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from sharewise.pipeline.backend import (
 from sharewise.pipeline.sql import HMAC_BYTES_FUNCTION, HMAC_FUNCTION, KEY_TABLE, SOURCE, hmac_sha256_sql, literal
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from sharewise.pipeline.hmac_kernel import HexTokens
 
 _ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-16": "utf-16", "latin-1": "latin-1", "iso-8859-1": "latin-1"}
@@ -105,7 +108,7 @@ def translate_engine_error(exc: Exception, label: str) -> InvalidDataError | Sto
         return InvalidDataError("malformed CSV", [Problem(where, "not valid text in the declared encoding")])
     if "unterminated quote" in text:
         return InvalidDataError("malformed CSV", [Problem(where, "a quoted cell is never closed")])
-    if isinstance(exc, duckdb.ConversionException) or "CAST_INVALID_INPUT" in text:
+    if isinstance(exc, duckdb.ConversionException) or "CAST_INVALID_INPUT" in text or "Conversion Error" in text:
         return InvalidDataError(
             "a value does not match its dictionary type",
             [Problem(label, "a cell does not parse as the type its data dictionary gives (values are not shown)")],
@@ -119,8 +122,11 @@ def translate_engine_error(exc: Exception, label: str) -> InvalidDataError | Sto
 
 # zstd at level 1 rather than DuckDB's default 3: on share outputs (64-digit hex tokens, which
 # only entropy coding shrinks) level 1 wrote the same 2M-row extract with 20-40% less CPU and a
-# 4% smaller file (docs/performance.md); any zstd reader opens either.
+# 4% smaller file (docs/performance.md); any zstd reader opens either. DuckDB's own COPY with these
+# options is the benchmark's floor; shares are written by pyarrow with the same codec and level.
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
+ZSTD_LEVEL = 1
+ROW_GROUP_ROWS = 122_880  # DuckDB's default row group: batches from the engine, and row groups in the file
 _COMPILED_HMAC = "sw_hmac_sha256_compiled"  # the vectorized function HMAC_FUNCTION calls when compiled
 _COMPILED_HMAC_BYTES = "sw_hmac_sha256_bytes_compiled"  # and the one HMAC_BYTES_FUNCTION calls
 
@@ -237,19 +243,94 @@ class DuckDBBackend:
             raise translate_engine_error(exc, self.label) from exc
         return [(name, str(t) == "VARCHAR") for name, t in zip(relation.columns, relation.types, strict=True)]
 
-    def write(self, sql: str, directory: Path, fmt: str, parquet_encodings: str = "compatible") -> WriteResult:
+    def write(
+        self,
+        sql: str,
+        directory: Path,
+        fmt: str,
+        parquet_encodings: str = "compatible",
+        tokens: Collection[str] = (),
+    ) -> WriteResult:
         name = f"part-0.{fmt}"
-        options = PARQUET_OPTIONS if fmt == "parquet" else "FORMAT csv, HEADER true"
-        if fmt == "parquet" and parquet_encodings == "v2":
-            options += ", PARQUET_VERSION V2"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            rows = self.con.execute(f"COPY ({sql}) TO {literal(str(directory / name))} ({options})").fetchone()
+            if fmt == "parquet":
+                return WriteResult((name,), self._write_parquet(sql, directory / name, parquet_encodings, tokens))
+            rows = self.con.execute(f"COPY ({sql}) TO {literal(str(directory / name))} (FORMAT csv, HEADER true)")
+            counted = rows.fetchone()
         except OSError as exc:
             raise storage_error(exc, "the engine wrote the extract") from exc
         except duckdb.Error as exc:
             raise translate_engine_error(exc, self.label) from exc
-        return WriteResult((name,), int(rows[0]) if rows else 0)
+        return WriteResult((name,), int(counted[0]) if counted else 0)
+
+    def _write_parquet(self, sql: str, path: Path, encodings: str, tokens: Collection[str]) -> int:
+        """Stream the query's Arrow batches into pyarrow's Parquet writer; the rows written.
+
+        DuckDB computes (on all its threads); pyarrow writes, with settings per column that DuckDB's
+        own COPY cannot give: pseudonym columns hold unique random values, which no dictionary,
+        statistics or (for 32-byte tokens) compression can shrink, so they are written plainly
+        while every other column keeps zstd, dictionaries and statistics (docs/performance.md).
+        A failure leaves no file behind.
+        """
+        import pyarrow.parquet as pq
+
+        reader = self.con.sql(sql).to_arrow_reader(ROW_GROUP_ROWS)
+        options = parquet_writer_options(reader.schema, encodings, tokens)
+        rows = 0
+        batches = iter(reader)
+        try:
+            with pq.ParquetWriter(path, reader.schema, **options) as writer:
+                while True:
+                    try:
+                        batch = next(batches)
+                    except StopIteration:
+                        break
+                    except OSError as exc:  # the engine's errors reach us through Arrow's stream as OSError
+                        raise translate_engine_error(exc, self.label) from exc
+                    writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
+                    rows += batch.num_rows
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return rows
 
     def close(self) -> None:
         self.con.close()
+
+
+def parquet_writer_options(schema: pa.Schema, encodings: str, tokens: Collection[str]) -> dict[str, Any]:
+    """pyarrow ParquetWriter options for a share's columns: zstd, and pseudonyms written plainly.
+
+    tokens: the columns that hold pseudonyms. As 32 bytes (binary) they are random, so they are
+    stored uncompressed; as 64 hex digits, zstd halves them. Neither gets a dictionary (every value
+    is unique) or min/max statistics (meaningless for random values).
+    encodings: "compatible" writes Parquet 1.0 data pages, plain and dictionary encodings only;
+    "v2" writes format 2 data pages with DELTA_LENGTH_BYTE_ARRAY for text and binary,
+    DELTA_BINARY_PACKED for integers and dates, BYTE_STREAM_SPLIT for floating point.
+    """
+    import pyarrow as pa
+
+    names = schema.names
+    token_set = set(tokens) & set(names)
+    compression = {n: "none" if n in token_set and pa.types.is_binary(schema.field(n).type) else "zstd" for n in names}
+    options: dict[str, Any] = {
+        "compression": compression,
+        "compression_level": {n: ZSTD_LEVEL for n in names if compression[n] == "zstd"},
+        "write_statistics": [n for n in names if n not in token_set],
+        "data_page_version": "2.0" if encodings == "v2" else "1.0",
+    }
+    column_encoding: dict[str, str] = {}
+    if encodings == "v2":
+        for field in schema:
+            kind = field.type
+            if pa.types.is_string(kind) or pa.types.is_binary(kind) or pa.types.is_large_string(kind):
+                column_encoding[field.name] = "DELTA_LENGTH_BYTE_ARRAY"
+            elif pa.types.is_integer(kind) or pa.types.is_date32(kind) or pa.types.is_timestamp(kind):
+                column_encoding[field.name] = "DELTA_BINARY_PACKED"
+            elif pa.types.is_floating(kind):
+                column_encoding[field.name] = "BYTE_STREAM_SPLIT"
+    options["use_dictionary"] = [n for n in names if n not in token_set and n not in column_encoding]
+    if column_encoding:
+        options["column_encoding"] = column_encoding
+    return options

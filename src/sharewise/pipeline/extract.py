@@ -15,13 +15,14 @@ from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.pipeline import aggregate as agg
 from sharewise.pipeline.backend import Backend, PseudonymPads, storage_error
 from sharewise.pipeline.deidentify import RiskReport, search_levels
-from sharewise.pipeline.spec import ShareSpec
+from sharewise.pipeline.spec import PSEUDONYMIZE, ShareSpec
 from sharewise.pipeline.sql import (
     FORMULA_PREFIXES,
     TOKEN_FORMATS,
     aggregate_sql,
     base_sql,
     csv_escaped_sql,
+    default_token_format,
     k_anonymous_sql,
 )
 
@@ -75,14 +76,17 @@ def extract(
     pads: PseudonymPads | None = None,
     progress: Progress | None = None,
     parquet_encodings: str = "compatible",
-    token_format: str = "hex",
+    token_format: str | None = None,
 ) -> ExtractResult:
     """Write the share's records (or table) into directory/data; the records stream through the engine.
 
     A table of counts (the aggregate form) is small and always written with the compatible encodings.
-    token_format: pseudonyms as 64 hex digits ("hex") or as their 32 bytes ("bytes": Parquet only).
+    token_format: pseudonyms as their 32 bytes ("bytes": Parquet only) or as 64 hex digits ("hex");
+    None: the output's default (bytes in Parquet, hex in CSV; default_token_format).
     """
     progress = progress or NoProgress()
+    if token_format is None:
+        token_format = default_token_format(fmt)
     if fmt not in OUTPUT_FORMATS:
         raise InvalidDataError("invalid share", [Problem("output", f"'{fmt}' is not one of parquet, csv")])
     if parquet_encodings not in PARQUET_ENCODINGS:
@@ -118,7 +122,8 @@ def extract(
     if fmt == "csv":
         final = csv_escaped_sql(final, backend.text_columns(final))
     with progress.step(f"writing {fmt}"):
-        written = backend.write(final, data, fmt, parquet_encodings)
+        pseudonyms = [p.name for p in spec.fields if p.transform == PSEUDONYMIZE]
+        written = backend.write(final, data, fmt, parquet_encodings, pseudonyms)
     return ExtractResult(
         files=tuple(f"data/{f}" for f in written.files),
         rows=written.rows,

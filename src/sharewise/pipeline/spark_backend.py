@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,7 +135,14 @@ class SparkBackend:
             raise translate_spark_error(exc, self.label, self.csv_source) from exc
         return [(f.name, isinstance(f.dataType, StringType)) for f in schema.fields]
 
-    def write(self, sql: str, directory: Path, fmt: str, parquet_encodings: str = "compatible") -> WriteResult:
+    def write(
+        self,
+        sql: str,
+        directory: Path,
+        fmt: str,
+        parquet_encodings: str = "compatible",
+        tokens: Collection[str] = (),  # Spark's writer sets options per file only
+    ) -> WriteResult:
         target = directory / "spark-out"
         try:
             writer = self._frame(sql).write.mode("errorifexists")

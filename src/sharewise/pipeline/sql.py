@@ -28,9 +28,17 @@ KEY_TABLE = "sw_pseudonym_key"  # one row: the HMAC inner and outer pads of the 
 _KEY_ALIAS = "sw_k"
 HMAC_FUNCTION = "sw_hmac_sha256"  # (ipad BLOB, opad BLOB, message BLOB) -> VARCHAR, hex HMAC-SHA256
 HMAC_BYTES_FUNCTION = "sw_hmac_sha256_bytes"  # the same HMAC as its 32 bytes (BLOB): token_format bytes
-# How pseudonym tokens are written: "hex" (64 lowercase hex digits, text; the default) or "bytes"
-# (the HMAC's 32 bytes, binary: half the size, and about a fifth less CPU for a share to write).
+# How pseudonym tokens are written: "bytes" (the HMAC's 32 bytes, a binary column: Parquet's
+# default) or "hex" (64 lowercase hex digits, text: CSV's only form, Parquet's on request).
+# docs/adr/0005-binary-tokens-in-parquet.md says why Parquet defaults to bytes.
 TOKEN_FORMATS = ("hex", "bytes")
+
+
+def default_token_format(output: str) -> str:
+    """How pseudonyms are written when the share does not say: as bytes in Parquet, as hex in CSV."""
+    return "bytes" if output == "parquet" else "hex"
+
+
 GROUP_COLUMN = "sw_group_size"
 
 # Date shifts are HMACs under the agreement's pseudonym key of this label followed by the

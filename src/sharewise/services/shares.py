@@ -34,7 +34,7 @@ from sharewise.pipeline.spec import (
     ShareSpec,
     build_spec,
 )
-from sharewise.pipeline.sql import TOKEN_FORMATS, person_index_sql
+from sharewise.pipeline.sql import TOKEN_FORMATS, default_token_format, person_index_sql
 from sharewise.pipeline.stage import postgres_columns, stage_postgres
 from sharewise.policy.model import LawPack
 from sharewise.security import package
@@ -79,7 +79,13 @@ class ShareDefinition:
     pseudonymize: tuple[str, ...] = ()
     output: str = "parquet"
     parquet_encodings: str = "compatible"  # "v2": smaller, faster to write; some older readers lack it
-    token_format: str = "hex"  # "bytes": pseudonyms as their 32 bytes (Parquet only), not 64 hex digits
+    token_format: str | None = None  # "bytes" (32 bytes, Parquet only) or "hex"; None: the output's default
+
+    @property
+    def tokens(self) -> str:
+        """How pseudonyms are written: as asked, else bytes in Parquet and hex in CSV (ADR 0005)."""
+        return self.token_format or default_token_format(self.output)
+
     recipient_certificate: Path | None = None
     deidentification: DeidentificationOptions = field(default_factory=DeidentificationOptions)
     aggregate: AggregateOptions = field(default_factory=AggregateOptions)
@@ -103,7 +109,7 @@ class SharePlan:
         return {
             "format": d.output,
             "parquet_encodings": encodings if d.output == "parquet" else None,
-            "token_format": d.token_format if self.spec.pseudonymized else None,
+            "token_format": d.tokens if self.spec.pseudonymized else None,
         }
 
     def describe_output(self) -> str:
@@ -211,8 +217,8 @@ def parse_share(data: Any, law: LawPack, base: Path, label: str = "share") -> Sh
         problems.append(Problem(f"{label}: parquet_encodings", "compatible or v2"))
     elif encodings != "compatible" and output != "parquet":
         problems.append(Problem(f"{label}: parquet_encodings", "only for parquet output"))
-    token_format = data.get("token_format", "hex")
-    if token_format not in TOKEN_FORMATS:
+    token_format = data.get("token_format")
+    if token_format is not None and token_format not in TOKEN_FORMATS:
         problems.append(Problem(f"{label}: token_format", "hex or bytes"))
     elif token_format == "bytes" and output != "parquet":
         problems.append(
@@ -246,7 +252,7 @@ def parse_share(data: Any, law: LawPack, base: Path, label: str = "share") -> Sh
         pseudonymize=names("pseudonymize"),
         output=str(output),
         parquet_encodings=str(encodings),
-        token_format=str(token_format),
+        token_format=None if token_format is None else str(token_format),
         recipient_certificate=path_of(cert, "recipient_certificate") if cert is not None else None,
         deidentification=deid_options,
         aggregate=agg_options,
@@ -516,7 +522,7 @@ def run(
             pads,
             progress,
             definition.parquet_encodings,
-            definition.token_format,
+            definition.tokens,
         )
         tokens = _person_tokens(backend, definition, share_plan, staging, person_index_key)
         manifest = _manifest(share_plan, share_id, extracted, key, now())
