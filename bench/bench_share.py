@@ -4,12 +4,14 @@ Run: `uv run python bench/bench_share.py` (10 million rows on DuckDB, 1 million 
 3-4 minutes on 2 cores). `--rows N` and `--spark-rows N` scale it; `--spark-rows 0` skips Spark.
 `--date-shift DAYS` also runs the spec with both dates shifted per person (keyed by client_id,
 up to DAYS either way) instead of the year reduction, and reports its cost against the spec.
-The share runs four times: with the defaults (hex tokens, compatible Parquet encodings), with
-`parquet_encodings: v2` (DELTA_LENGTH_BYTE_ARRAY for the tokens; fewer readers open it), with
-`token_format: bytes` (each token its 32 bytes instead of 64 hex digits), and with both.
-The floor is also run at DuckDB's own defaults (Snappy), the issue's literal floor, and each
-share's ratio is printed against both. `--repeat N` runs the floors and the four shares N times,
-interleaved, and reports the best of each (single runs on a shared machine move by 5-10%).
+The share runs four times: with the defaults (tokens as their 32 bytes, compatible Parquet
+encodings), with `token_format: hex` (64 hex digits, text), with `parquet_encodings: v2`
+(DELTA_LENGTH_BYTE_ARRAY for the tokens; fewer readers open it), and with hex and v2. The
+previous version's default is run as a baseline: hex tokens written by DuckDB's own COPY (before
+pyarrow wrote shares with settings per column, ADR 0005). The floor is also run at DuckDB's own
+defaults (Snappy), the issue's literal floor, and each share's ratio is printed against both.
+`--repeat N` runs the floors and the shares N times, interleaved, and reports the best of each
+(single runs on a shared machine move by 5-10%).
 `--variants` also writes the same share in other ways, to show what each cost is: HMAC in SQL
 instead of the compiled kernel, zstd at DuckDB's default level, Snappy; and the share on each
 compiled HMAC engine that passes its self-test here (the process uses the faster).
@@ -137,7 +139,7 @@ def run_extract(
     out: Path,
     spec: ShareSpec = SPEC,
     parquet_encodings: str = "compatible",
-    token_format: str = "hex",
+    token_format: str | None = None,
 ) -> int:
     backend.register_input(ParquetInput(source))
     pads = PseudonymPads.from_key(KEY)
@@ -147,7 +149,10 @@ def run_extract(
 
 
 def copy_share(source: Path, target: Path, options: str, threads: int, compiled_hmac: bool = True) -> None:
-    """The share's SQL written by a plain COPY with the given writer options (for --variants)."""
+    """The share's SQL, hex tokens, written by DuckDB's COPY with the given writer options.
+
+    With PARQUET_OPTIONS this is the previous version's default share (before ADR 0005).
+    """
     backend = DuckDBBackend(threads=threads, compiled_hmac=compiled_hmac)
     backend.register_input(ParquetInput(source))
     backend.register_key(PseudonymPads.from_key(KEY))
@@ -200,7 +205,7 @@ def main() -> None:
 
             return step
 
-        def share(name: str, encodings: str, token_format: str) -> Callable[[], object]:
+        def share(name: str, encodings: str, token_format: str | None) -> Callable[[], object]:
             def step() -> object:
                 shutil.rmtree(work / name, ignore_errors=True)
                 backend = DuckDBBackend(threads=args.threads)
@@ -215,15 +220,22 @@ def main() -> None:
 
         # (label, output directory or None for a floor, step): the floor, the share with the defaults
         # and with each output option, and the floor at DuckDB's own defaults (the issue's literal floor).
-        shares = (
-            ("share  (2 HMACs, year, ZIP3)", "share", "compatible", "hex"),
-            ("share, parquet_encodings v2", "share-v2", "v2", "hex"),
-            ("share, token_format bytes", "share-bytes", "compatible", "bytes"),
-            ("share, bytes and v2", "share-bytes-v2", "v2", "bytes"),
+        shares: tuple[tuple[str, str, str, str | None], ...] = (
+            ("share, defaults (bytes, compatible)", "share", "compatible", None),
+            ("share, token_format hex", "share-hex", "compatible", "hex"),
+            ("share, parquet_encodings v2", "share-v2", "v2", None),
+            ("share, hex and v2", "share-hex-v2", "v2", "hex"),
         )
+
+        def previous() -> object:
+            (work / "previous").mkdir(exist_ok=True)
+            copy_share(source, work / "previous" / "part-0.parquet", PARQUET_OPTIONS, args.threads)
+            return None
+
         steps: list[tuple[str, str | None, Callable[[], object]]] = [
             ("floor  (plain COPY of the needed columns)", None, copy_floor(PARQUET_OPTIONS)),
             *((label, directory, share(directory, enc, fmt)) for label, directory, enc, fmt in shares),
+            ("previous version (hex, DuckDB's COPY)", "previous", previous),
             ("floor at DuckDB's defaults (Snappy)", None, copy_floor("FORMAT parquet")),
         ]
         rounds: dict[str, list[Measure]] = {label: [] for label, _, _ in steps}
@@ -243,6 +255,11 @@ def main() -> None:
                 f"  ratio to the floor: {m.seconds / floor_m.seconds:.2f}x (CPU {m.cpu / floor_m.cpu:.2f}x); "
                 f"to the floor at DuckDB's defaults: {m.seconds / literal.seconds:.2f}x"
             )
+        before = best["previous version (hex, DuckDB's COPY)"]
+        print(
+            f"defaults against the previous version: {before.seconds / share_m.seconds:.2f}x as fast "
+            f"(CPU {before.cpu / share_m.cpu:.2f}x less)"
+        )
         if args.repeat > 1:
             print(f"best of {args.repeat} interleaved rounds; each round's seconds:")
             for label, ms in rounds.items():
