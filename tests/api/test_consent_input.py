@@ -14,3 +14,21 @@ def test_a_consent_whose_id_breaks_the_fhir_rule_is_refused_naming_the_rule(worl
     fine = world.client.post("/api/v1/consents", headers=h, json={**CONSENT, "id": "c-" + "9" * 62})
     assert fine.status_code == 201, fine.text  # the API gives its own id all the same
     assert fine.json()["id"] != "c-" + "9" * 62
+
+
+def test_an_implausible_date_is_refused_where_it_is(world: World) -> None:
+    h = world.h("requester")
+    early = world.client.post("/api/v1/consents", headers=h, json={**CONSENT, "effective": "1850-03-01"})
+    assert early.status_code == 422, early.text
+    assert ("body.effective", "before 1900-01-01: not a plausible date for a consent") in [
+        (p["location"], p["message"]) for p in early.json()["problems"]
+    ]
+    late = world.client.post("/api/v1/consents", headers=h, json={**CONSENT, "expiration": {"date": "2999-12-31"}})
+    assert late.status_code == 422, late.text
+    assert [p["location"] for p in late.json()["problems"]] == ["consent: expiration"]
+    revoked = world.client.post(
+        f"/api/v1/consents/{world.new_consent()}/revocation",
+        headers=h,
+        json={"revoked_on": "1850-01-01", "method": "written", "by": "Ana"},
+    )
+    assert revoked.status_code == 422 and "Ana" not in revoked.text

@@ -84,3 +84,11 @@ def test_show_lists_every_statement_the_person_was_given() -> None:
     consent_id = run("consent", "add", str(EXAMPLE)).split()[-1]
     (line,) = [line.strip() for line in run("consent", "show", consent_id).splitlines() if "statements" in line]
     assert line == "statements: right_to_revoke, redisclosure_warning, part2_notice, conditioning, copy_to_person"
+
+
+def test_a_revocation_dated_before_1900_is_bad_input_named_by_its_option() -> None:
+    consent_id = run("consent", "add", str(EXAMPLE)).split()[-1]
+    result = invoke("consent", "revoke", consent_id, "--by", "Ana Example", "--on", "1850-01-01")
+    assert result.exit_code == 2, result.output
+    assert "--on: before 1900-01-01: not a plausible date for a consent" in result.output
+    assert "Ana" not in result.output and "Traceback" not in result.output

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from sharewise.cli.console import StatePack, escape, handles_errors, out, settings_for
-from sharewise.domain.consent import ConsentRecord, Revocation
+from sharewise.domain.consent import ConsentRecord
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.policy.request_parse import parse_request
 from sharewise.services import consents as service
@@ -141,9 +141,8 @@ def revoke(
         date = dt.date.fromisoformat(on) if on else SystemClock().today()
     except ValueError:
         raise InvalidDataError("invalid option", [Problem("--on", f"'{on}' is not a date")]) from None
-    updated = service.revoke(
-        control_for(settings_for(None)), consent_id, Revocation(revoked_on=date, method=method, by=by), _actor(actor)
-    )
+    revocation = service.revocation(date, method, by, {"revoked_on": "--on", "method": "--method", "by": "--by"})
+    updated = service.revoke(control_for(settings_for(None)), consent_id, revocation, _actor(actor))
     out.print(f"consent {updated.id} revoked on {date}")
 
 

@@ -9,7 +9,14 @@ import secrets
 from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.exc import IntegrityError as DuplicateRowError
 
-from sharewise.domain.consent import CONSENT_ID_RULE, ConsentRecord, PersonIdentifiers, Revocation, is_consent_id
+from sharewise.domain.consent import (
+    CONSENT_ID_RULE,
+    STORED,
+    ConsentRecord,
+    PersonIdentifiers,
+    Revocation,
+    is_consent_id,
+)
 from sharewise.domain.errors import InvalidDataError, InvalidStateError, NotFoundError, Problem
 from sharewise.security.secrets import FileSecrets, keyed_token, seal, unseal
 from sharewise.store.schema import consents
@@ -73,7 +80,7 @@ class SqlConsentStore:
 
     def _open(self, consent_id: str, sealed: bytes, reveal: bool) -> ConsentRecord:
         plain = unseal(self.keys.key(CONSENT_SEAL_KEY), sealed, consent_id.encode())
-        record = ConsentRecord.model_validate_json(plain)
+        record = ConsentRecord.model_validate_json(plain, context=STORED)
         return record if reveal else redact(record)
 
     def recent(

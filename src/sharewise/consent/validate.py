@@ -16,6 +16,11 @@ from sharewise.domain.consent import ConsentRecord, ConsentRequirement
 ELEMENTS_FILE = Path(__file__).resolve().parent / "elements.yaml"
 
 
+# How far ahead a consent's dates may plausibly lie (a year 2999 is a typo, not a plan): it takes effect
+# within EFFECTIVE_WITHIN_YEARS of the last signature, and ends within LONGEST_TERM_YEARS of taking effect.
+EFFECTIVE_WITHIN_YEARS = 10
+LONGEST_TERM_YEARS = 100
+
 CONSENT_ITSELF = "consent"  # the "authority" of the checks every consent must pass, whatever law governs it
 TITLE_OF_CONSENT_ITSELF = "Every consent"
 
@@ -127,10 +132,36 @@ def validate_consent(
     return problems
 
 
+def _years_after(day: dt.date, years: int) -> dt.date:
+    """The same day so many years later (29 February becomes 28 February in a common year)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
 def _date_defects(consent: ConsentRecord, today: dt.date | None) -> list[tuple[str, str, str]]:
-    """(element, requirement, reason) for dates that mean the consent could never be in force as written."""
+    """(element, requirement, reason) for dates that mean the consent could never be in force as written,
+    or that lie implausibly far ahead."""
     defects: list[tuple[str, str, str]] = []
+    last_signed = max(s.signed_on for s in consent.signatures)
+    if consent.effective > _years_after(last_signed, EFFECTIVE_WITHIN_YEARS):
+        defects.append(
+            (
+                "effective",
+                f"An effective date at most {EFFECTIVE_WITHIN_YEARS} years after signing",
+                f"the consent takes effect more than {EFFECTIVE_WITHIN_YEARS} years after it was signed",
+            )
+        )
     ends = consent.expiration.date
+    if ends is not None and ends > _years_after(consent.effective, LONGEST_TERM_YEARS):
+        defects.append(
+            (
+                "expiration",
+                f"An expiration at most {LONGEST_TERM_YEARS} years after the effective date",
+                f"the consent expires more than {LONGEST_TERM_YEARS} years after it takes effect",
+            )
+        )
     if ends is not None and ends < consent.effective:
         defects.append(
             ("expiration", "An expiration after the effective date", "the consent expires before it takes effect")

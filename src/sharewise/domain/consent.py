@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 STATEMENTS = {
@@ -36,6 +36,33 @@ CONSENT_ID_RULE = (
 def is_consent_id(value: str) -> bool:
     """Whether a text is a well-formed consent id (the FHIR id rule): the check before any look-up or store."""
     return _CONSENT_ID.fullmatch(value) is not None
+
+
+# The registry opens what it holds under this validation context: a limit on new input (a date range, a
+# length) must never make a consent already recorded unreadable, or impossible to revoke.
+STORED = {"stored": True}
+
+
+def _new_input(info: ValidationInfo) -> bool:
+    return not (isinstance(info.context, dict) and info.context.get("stored") is True)
+
+
+# No consent date (signature, effective, expiration, revocation) is earlier than this: an 1850 is a typo.
+# How far dates may lie ahead is a matter between dates (consent/validate.py), not of one date alone.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+
+
+def _plausible(value: dt.date, info: ValidationInfo) -> dt.date:
+    if value < EARLIEST_DATE and _new_input(info):
+        raise PydanticCustomError(
+            "date_too_early",
+            "before {earliest}: not a plausible date for a consent",
+            {"earliest": EARLIEST_DATE.isoformat()},
+        )
+    return value
+
+
+ConsentDate = Annotated[dt.date, AfterValidator(_plausible)]
 
 
 def _fold(text: str) -> str:
@@ -102,7 +129,7 @@ class RecipientSpec(_Frozen):
 class Expiration(_Frozen):
     """When the consent ends: a date, an event, or a condition."""
 
-    date: dt.date | None = None
+    date: ConsentDate | None = None
     event: str | None = None
     condition: str | None = None
 
@@ -112,7 +139,7 @@ class Signature(_Frozen):
 
     signer: Literal["person", "representative"]
     name: str = Field(min_length=1)
-    signed_on: dt.date
+    signed_on: ConsentDate
     method: Literal["wet_ink", "electronic", "verbal_documented"]
     relationship: Literal["parent", "guardian", "personal_representative", "other"] | None = None
     authority: str | None = None  # description of the representative's authority
@@ -121,7 +148,7 @@ class Signature(_Frozen):
 class Revocation(_Frozen):
     """When, how and by whom the consent was revoked."""
 
-    revoked_on: dt.date
+    revoked_on: ConsentDate
     method: Literal["written", "electronic", "verbal"]
     by: str = Field(min_length=1)
 
@@ -138,7 +165,7 @@ class ConsentRecord(_Frozen):
     information_description: str | None = None
     purposes: tuple[str, ...] = Field(min_length=1)
     purpose_description: str | None = None
-    effective: dt.date
+    effective: ConsentDate
     expiration: Expiration = Expiration()
     signatures: tuple[Signature, ...] = Field(min_length=1)
     statements: tuple[str, ...] = ()

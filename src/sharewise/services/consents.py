@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,20 @@ def list_consents(control: Control, agency: str | None = None, actor: str | None
         if agency not in (None, user.agency_id):
             raise AccessDeniedError(f"{user.id} may not see consents of another agency")
         return store.recent(conn, user.agency_id, unassigned_too=agency is None)
+
+
+def revocation(revoked_on: dt.date, method: str, by: str, fields: Mapping[str, str] | None = None) -> Revocation:
+    """A revocation from what someone typed; each problem named by its field (or the option given for it
+    in `fields`) and the rule, never by the value (who revoked is a person's name)."""
+    try:
+        return Revocation.model_validate({"revoked_on": revoked_on, "method": method, "by": by})
+    except ValidationError as exc:
+        names = fields or {}
+        problems = [
+            Problem(names.get(str(e["loc"][0]), ".".join(map(str, e["loc"]))), e["msg"])
+            for e in exc.errors(include_input=False)
+        ]
+        raise InvalidDataError("invalid revocation", problems) from None
 
 
 def revoke(control: Control, consent_id: str, revocation: Revocation, actor: str) -> ConsentRecord:

@@ -24,7 +24,7 @@ from sharewise.api.problems import status_for
 from sharewise.api.routes import authority_json, rule_json, search_rules
 from sharewise.api.routes_data import DOCUMENT_TYPES as CONSENT_FORM_TYPES
 from sharewise.consent import forms as consent_forms
-from sharewise.domain.consent import STATEMENTS, ConsentRecord, PersonIdentifiers, Revocation
+from sharewise.domain.consent import STATEMENTS, ConsentRecord, PersonIdentifiers
 from sharewise.domain.determination import Determination
 from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidRequestError, Problem, SharewiseError
 from sharewise.domain.outcome import Outcome
@@ -750,9 +750,8 @@ def consent_revoke(
     record = consent_service.show(context.web, consent_id, user.id)
     if record.agency not in (None, user.agency_id):
         raise AccessDeniedError(f"{user.id} may not revoke consents of another agency")
-    consent_service.revoke(
-        context.web, consent_id, Revocation(revoked_on=revoked_on, method=method, by=user.id), user.id
-    )
+    revocation = consent_service.revocation(revoked_on, method, user.id)
+    consent_service.revoke(context.web, consent_id, revocation, user.id)
     flash(request, f"Consent {consent_id} revoked.")
     return RedirectResponse("/consents", status_code=303)
 
