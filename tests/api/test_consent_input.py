@@ -32,3 +32,15 @@ def test_an_implausible_date_is_refused_where_it_is(world: World) -> None:
         json={"revoked_on": "1850-01-01", "method": "written", "by": "Ana"},
     )
     assert revoked.status_code == 422 and "Ana" not in revoked.text
+
+
+def test_a_text_too_long_is_refused_by_field_and_limit_without_the_text(world: World) -> None:
+    long_name = {**CONSENT["signatures"][0], "name": "Ana Example " * 20}
+    r = world.client.post("/api/v1/consents", headers=world.h("requester"), json={**CONSENT, "signatures": [long_name]})
+    assert r.status_code == 422, r.text
+    assert ("body.signatures.0.name", "at most 200 characters") in [
+        (p["location"], p["message"]) for p in r.json()["problems"]
+    ]
+    assert "Ana Example Ana" not in r.text
+    schema = world.client.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    assert schema["Signature"]["properties"]["name"]["maxLength"] == 200

@@ -92,3 +92,10 @@ def test_a_revocation_dated_before_1900_is_bad_input_named_by_its_option() -> No
     assert result.exit_code == 2, result.output
     assert "--on: before 1900-01-01: not a plausible date for a consent" in result.output
     assert "Ana" not in result.output and "Traceback" not in result.output
+
+
+def test_a_revocation_by_a_name_too_long_is_bad_input_that_does_not_echo_the_name() -> None:
+    consent_id = run("consent", "add", str(EXAMPLE)).split()[-1]
+    result = invoke("consent", "revoke", consent_id, "--by", "Ana Example " * 20, "--on", "2026-07-01")
+    assert result.exit_code == 2, result.output
+    assert "--by: at most 200 characters" in result.output and "Ana" not in result.output

@@ -9,7 +9,7 @@ from typing import Any
 from fhir.resources.R4B.consent import Consent
 from pydantic import ValidationError
 
-from sharewise.domain.consent import CONSENT_ID_RULE, ConsentRecord, is_consent_id
+from sharewise.domain.consent import CONSENT_ID_RULE, ConsentRecord, consent_errors, is_consent_id
 from sharewise.domain.errors import InvalidDataError, Problem
 
 EXT = "urn:sharewise:fhir:consent:"
@@ -341,5 +341,5 @@ def from_fhir(data: dict[str, Any], label: str = "consent.json") -> ConsentRecor
     except ValidationError as exc:
         raise InvalidDataError(
             "the FHIR Consent lacks what a sharewise consent needs",
-            [Problem(f"{label}: {'.'.join(str(p) for p in e['loc'])}", e["msg"]) for e in exc.errors()],
+            [Problem(f"{label}: {'.'.join(str(p) for p in e['loc'])}", e["msg"]) for e in consent_errors(exc)],
         ) from exc

@@ -7,8 +7,8 @@ import re
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 STATEMENTS = {
     "right_to_revoke": "The person may revoke the consent (in writing) at any time, except for what was already done in reliance on it, and how.",
@@ -64,6 +64,32 @@ def _plausible(value: dt.date, info: ValidationInfo) -> dt.date:
 
 ConsentDate = Annotated[dt.date, AfterValidator(_plausible)]
 
+# Longest texts a consent takes. Names are personal data: a text too long is refused by its field and
+# limit, never quoted. Longer than any real entry, short enough that no one pastes a document in.
+VOCABULARY_ID_MAX = 80  # a program, recipient kind, data category, purpose or statement id
+NAME_MAX = 200  # a person's or an organization's name, an agency, the form's title
+NOTE_MAX = 500  # an expiration event or condition, a representative's authority
+DESCRIPTION_MAX = 2000  # the information or the purpose, as the person described it
+CLIENT_ID_MAX = 100  # a client id in an agency's system
+LANGUAGE_MAX = 35  # a BCP 47 language tag
+
+
+def _at_most(limit: int) -> AfterValidator:
+    def check(value: str, info: ValidationInfo) -> str:
+        if len(value) > limit and _new_input(info):
+            raise PydanticCustomError("string_too_long", "at most {max_length} characters", {"max_length": limit})
+        return value
+
+    return AfterValidator(check)
+
+
+VocabularyId = Annotated[str, Field(json_schema_extra={"maxLength": VOCABULARY_ID_MAX}), _at_most(VOCABULARY_ID_MAX)]
+Name = Annotated[str, Field(json_schema_extra={"maxLength": NAME_MAX}), _at_most(NAME_MAX)]
+Note = Annotated[str, Field(json_schema_extra={"maxLength": NOTE_MAX}), _at_most(NOTE_MAX)]
+Description = Annotated[str, Field(json_schema_extra={"maxLength": DESCRIPTION_MAX}), _at_most(DESCRIPTION_MAX)]
+ClientId = Annotated[str, Field(json_schema_extra={"maxLength": CLIENT_ID_MAX}), _at_most(CLIENT_ID_MAX)]
+Language = Annotated[str, Field(json_schema_extra={"maxLength": LANGUAGE_MAX}), _at_most(LANGUAGE_MAX)]
+
 
 def _fold(text: str) -> str:
     """Letters and digits of any script, case-folded, accents dropped: "José" and "JOSE" fold alike.
@@ -92,7 +118,7 @@ class PersonIdentifiers(_Frozen):
     family_name: str = Field(min_length=1, max_length=100)
     date_of_birth: dt.date
     ssn_last4: str | None = Field(default=None, pattern=r"^\d{4}$")
-    client_ids: dict[str, str] = Field(default_factory=dict)
+    client_ids: dict[VocabularyId, ClientId] = Field(default_factory=dict)
 
     @field_validator("given_name", "family_name")
     @classmethod
@@ -114,35 +140,35 @@ class PersonIdentifiers(_Frozen):
 class Discloser(_Frozen):
     """A program (and agency) permitted to disclose."""
 
-    program: str
-    agency: str | None = None
+    program: VocabularyId
+    agency: Name | None = None
 
 
 class RecipientSpec(_Frozen):
     """A recipient named, or a class of recipients (kind, optionally program)."""
 
-    kind: str
-    program: str | None = None
-    name: str | None = None
+    kind: VocabularyId
+    program: VocabularyId | None = None
+    name: Name | None = None
 
 
 class Expiration(_Frozen):
     """When the consent ends: a date, an event, or a condition."""
 
     date: ConsentDate | None = None
-    event: str | None = None
-    condition: str | None = None
+    event: Note | None = None
+    condition: Note | None = None
 
 
 class Signature(_Frozen):
     """Who signed, when, how, and with what authority if not the person."""
 
     signer: Literal["person", "representative"]
-    name: str = Field(min_length=1)
+    name: Name = Field(min_length=1)
     signed_on: ConsentDate
     method: Literal["wet_ink", "electronic", "verbal_documented"]
     relationship: Literal["parent", "guardian", "personal_representative", "other"] | None = None
-    authority: str | None = None  # description of the representative's authority
+    authority: Note | None = None  # description of the representative's authority
 
 
 class Revocation(_Frozen):
@@ -150,7 +176,7 @@ class Revocation(_Frozen):
 
     revoked_on: ConsentDate
     method: Literal["written", "electronic", "verbal"]
-    by: str = Field(min_length=1)
+    by: Name = Field(min_length=1)
 
 
 class ConsentRecord(_Frozen):
@@ -161,23 +187,23 @@ class ConsentRecord(_Frozen):
     person_is_minor: bool = False
     disclosers: tuple[Discloser, ...] = Field(min_length=1)
     recipients: tuple[RecipientSpec, ...] = Field(min_length=1)
-    data: tuple[str, ...] = Field(min_length=1)
-    information_description: str | None = None
-    purposes: tuple[str, ...] = Field(min_length=1)
-    purpose_description: str | None = None
+    data: tuple[VocabularyId, ...] = Field(min_length=1)
+    information_description: Description | None = None
+    purposes: tuple[VocabularyId, ...] = Field(min_length=1)
+    purpose_description: Description | None = None
     effective: ConsentDate
     expiration: Expiration = Expiration()
     signatures: tuple[Signature, ...] = Field(min_length=1)
-    statements: tuple[str, ...] = ()
-    language: str = "en"
-    form: str | None = None
-    agency: str | None = None
+    statements: tuple[VocabularyId, ...] = ()
+    language: Language = "en"
+    form: Name | None = None
+    agency: Name | None = None  # the registry's column holds NAME_MAX
     revocation: Revocation | None = None
 
     @field_validator("id")
     @classmethod
-    def _fhir_id(cls, value: str | None) -> str | None:
-        if value is not None and not is_consent_id(value):  # the rule, not the value: it is named, never echoed
+    def _fhir_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not is_consent_id(value) and _new_input(info):  # the rule is named, not the id
             raise PydanticCustomError("consent_id", CONSENT_ID_RULE)
         return value
 
@@ -212,3 +238,20 @@ class ConsentRequirement(_Frozen):
     authority: str
     rule: str
     elements: tuple[RequiredElement, ...]
+
+
+def consent_errors(exc: ValidationError) -> list[ErrorDetails]:
+    """What is wrong with a consent, without the values given.
+
+    A list that must not be empty also reports "at least 1 item" when one of its items was refused;
+    that error is left out beside the item's own, which says what is wrong.
+    """
+    errors = exc.errors(include_input=False)
+    return [
+        e
+        for e in errors
+        if not (
+            e["type"] == "too_short"
+            and any(len(o["loc"]) > len(e["loc"]) and o["loc"][: len(e["loc"])] == e["loc"] for o in errors)
+        )
+    ]

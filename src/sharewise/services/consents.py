@@ -17,7 +17,14 @@ from sharewise.consent import fhir
 from sharewise.consent.match import coverage_failures
 from sharewise.consent.registry import SqlConsentStore
 from sharewise.consent.validate import ElementProblem, validate_consent
-from sharewise.domain.consent import ConsentRecord, ConsentRequirement, PersonIdentifiers, RequiredElement, Revocation
+from sharewise.domain.consent import (
+    ConsentRecord,
+    ConsentRequirement,
+    PersonIdentifiers,
+    RequiredElement,
+    Revocation,
+    consent_errors,
+)
 from sharewise.domain.determination import ConsentCheck
 from sharewise.domain.errors import AccessDeniedError, InvalidDataError, NotFoundError, Problem, StorageError
 from sharewise.domain.events import AuditEvent
@@ -136,7 +143,7 @@ def read_consent(path: Path) -> ConsentRecord:
         return ConsentRecord.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for e in exc.errors():
+        for e in consent_errors(exc):
             loc = tuple(e["loc"])
             line = line_of(lines, loc)
             msg = "required field is missing" if e["type"] == "missing" else e["msg"]

@@ -24,7 +24,7 @@ from sharewise.api.problems import status_for
 from sharewise.api.routes import authority_json, rule_json, search_rules
 from sharewise.api.routes_data import DOCUMENT_TYPES as CONSENT_FORM_TYPES
 from sharewise.consent import forms as consent_forms
-from sharewise.domain.consent import STATEMENTS, ConsentRecord, PersonIdentifiers
+from sharewise.domain.consent import STATEMENTS, ConsentRecord, PersonIdentifiers, consent_errors
 from sharewise.domain.determination import Determination
 from sharewise.domain.errors import AccessDeniedError, InvalidDataError, InvalidRequestError, Problem, SharewiseError
 from sharewise.domain.outcome import Outcome
@@ -688,7 +688,7 @@ async def consent_add(request: Request, context: Ctx, user: Viewer) -> Response:
         # Field paths and messages only: the values typed are not echoed in the messages.
         problems = [
             f"{'.'.join(str(p) for p in e['loc'])}: {'required' if e['type'] == 'missing' else e['msg']}"
-            for e in exc.errors(include_input=False)
+            for e in consent_errors(exc)
         ]
     except InvalidDataError as exc:
         problems = [exc.message, *(p.message for p in exc.problems)]
