@@ -44,3 +44,13 @@ def test_a_text_too_long_is_refused_by_field_and_limit_without_the_text(world: W
     assert "Ana Example Ana" not in r.text
     schema = world.client.get("/api/v1/openapi.json").json()["components"]["schemas"]
     assert schema["Signature"]["properties"]["name"]["maxLength"] == 200
+
+
+def test_a_consent_recorded_again_names_the_consent_it_repeats(world: World) -> None:
+    h = world.h("requester", "agency-b")
+    person = {**CONSENT["person"], "given_name": "Repeat"}  # a person no other test records
+    first = world.client.post("/api/v1/consents", headers=h, json={**CONSENT, "person": person}).json()
+    assert first["repeats"] == []
+    again = world.client.post("/api/v1/consents", headers=h, json={**CONSENT, "person": person})
+    assert again.status_code == 201, again.text
+    assert again.json()["repeats"] == [first["id"]] and again.json()["id"] != first["id"]

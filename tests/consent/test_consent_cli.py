@@ -99,3 +99,13 @@ def test_a_revocation_by_a_name_too_long_is_bad_input_that_does_not_echo_the_nam
     result = invoke("consent", "revoke", consent_id, "--by", "Ana Example " * 20, "--on", "2026-07-01")
     assert result.exit_code == 2, result.output
     assert "--by: at most 200 characters" in result.output and "Ana" not in result.output
+
+
+def test_adding_the_same_consent_again_warns_with_the_id_it_repeats_and_records_it() -> None:
+    first = run("consent", "add", str(EXAMPLE)).split()[-1]
+    again = invoke("consent", "add", str(EXAMPLE))
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert f"warning: consent {first} is in force for the same person, programs, recipients, data" in said
+    second = again.output.split()[-1]  # the new id stays last, where scripts read it
+    assert second != first and {first, second} <= set(run("consent", "list").split())

@@ -378,16 +378,19 @@ def validate_consent(consent: ConsentRecord, context: Ctx, user: Principal) -> d
 def add_consent(
     consent: ConsentRecord, context: Ctx, user: Principal, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Record a consent for the caller's agency (refused, with every missing element, if incomplete)."""
+    """Record a consent for the caller's agency (refused, with every missing element, if incomplete).
+
+    `repeats` lists the consents of the agency in force for the same person, programs, recipients, data,
+    purposes and dates: the consent is recorded all the same (a person may sign again), for the caller to
+    revoke one if a single signature was entered twice.
+    """
     scoped = consent.model_copy(update={"agency": user.agency_id, "id": None})
-    return _idempotent(
-        context,
-        user,
-        idempotency_key,
-        consent,
-        "/consents",
-        lambda: {"id": consent_service.add(context.api, context.law, scoped, user.id)},
-    )
+
+    def create() -> dict[str, Any]:
+        recorded = consent_service.record(context.api, context.law, scoped, user.id)
+        return {"id": recorded.id, "repeats": list(recorded.repeats)}
+
+    return _idempotent(context, user, idempotency_key, consent, "/consents", create)
 
 
 @route("GET", "/consents", CONSENT_LISTERS, tags=["consents"])

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sharewise.cli.console import StatePack, escape, handles_errors, out, settings_for
+from sharewise.cli.console import StatePack, err, escape, handles_errors, out, settings_for
 from sharewise.domain.consent import ConsentRecord
 from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.policy.request_parse import parse_request
@@ -84,11 +84,26 @@ def add(
     actor: Actor = "",
     state_pack: StatePack = None,
 ) -> None:
-    """Validate and record a consent (refused, with each missing element, if it is not valid)."""
+    """Validate and record a consent (refused, with each missing element, if it is not valid).
+
+    A consent that repeats one in force (same person, programs, recipients, data, purposes and dates) is
+    recorded with a warning naming it: a person may sign again, but one signature entered twice is a mistake.
+    """
     settings = settings_for(state_pack)
     consent = service.read_consent(consent_file)
-    consent_id = service.add(control_for(settings), law_for(settings), consent, _actor(actor), str(consent_file))
-    out.print(f"recorded consent {consent_id}")
+    recorded = service.record(control_for(settings), law_for(settings), consent, _actor(actor), str(consent_file))
+    _report(recorded, "recorded")
+
+
+def _report(recorded: service.Recorded, done: str) -> None:
+    """The new id last (scripts read it there), after a warning for each consent in force it repeats."""
+    for other in recorded.repeats:
+        err.print(
+            f"[yellow]warning[/]: consent {other} is in force for the same person, programs, recipients, data, "
+            "purposes and dates; recorded all the same, as a person may sign again: if one signature was "
+            "entered twice, revoke one"
+        )
+    out.print(f"{done} consent {recorded.id}")
 
 
 @app.command("show")
@@ -187,8 +202,8 @@ def find(
 def import_fhir(path: Path, actor: Actor = "", state_pack: StatePack = None) -> None:
     """Import an HL7 FHIR R4 Consent resource (JSON), validated like any other consent."""
     settings = settings_for(state_pack)
-    consent_id = service.import_fhir(control_for(settings), law_for(settings), path, _actor(actor))
-    out.print(f"imported consent {consent_id}")
+    consent = service.read_fhir(path)
+    _report(service.record(control_for(settings), law_for(settings), consent, _actor(actor), str(path)), "imported")
 
 
 @app.command("export-fhir")

@@ -97,6 +97,31 @@ class SqlConsentStore:
         """Whether any consent is recorded for the agency (before users are registered, a file may name it)."""
         return conn.execute(select(consents.c.id).where(consents.c.agency == agency).limit(1)).first() is not None
 
+    def alike_in_force(self, conn: Connection, consent: ConsentRecord, on: dt.date, agency: str | None) -> list[str]:
+        """Ids of the consents not revoked or expired on the date that record the same consent again.
+
+        The same consent: the same person (by keyed token), disclosing programs, recipients, data
+        categories, purposes, effective date and end (date, event or condition). Signatures and their
+        dates may differ: a person who signs again gives the same consent. With an agency, only that
+        agency's consents are compared (another agency's are not for this recorder to know of).
+        """
+        if consent.person is None:
+            return []
+        query = select(consents.c.id, consents.c.sealed).where(
+            consents.c.person_token == self.person_token(consent.person)
+        )
+        if agency is not None:
+            query = query.where(consents.c.agency == agency)
+        terms = _terms(consent)
+        alike = []
+        for row in conn.execute(query.order_by(consents.c.created_at)):
+            other = self._open(row.id, row.sealed, reveal=False)
+            revoked = other.revocation is not None and other.revocation.revoked_on <= on
+            expired = other.expiration.date is not None and other.expiration.date < on
+            if not (revoked or expired) and _terms(other) == terms:
+                alike.append(row.id)
+        return alike
+
     def for_person(self, conn: Connection, person: PersonIdentifiers) -> list[ConsentRecord]:
         """Every consent about one person (by keyed token); identifiers not revealed."""
         rows = conn.execute(
@@ -118,6 +143,18 @@ class SqlConsentStore:
             .values(sealed=sealed, scope=json.dumps(scope_of(full)), revoked_on=revocation.revoked_on)
         )
         return redact(full)
+
+
+def _terms(consent: ConsentRecord) -> tuple[object, ...]:
+    """What a consent permits and when, whatever the order it was written in (see alike_in_force)."""
+    return (
+        frozenset(d.program for d in consent.disclosers),
+        frozenset((r.kind, r.program, " ".join((r.name or "").casefold().split())) for r in consent.recipients),
+        frozenset(consent.data),
+        frozenset(consent.purposes),
+        consent.effective,
+        consent.expiration,
+    )
 
 
 def _already_recorded(consent_id: str) -> InvalidStateError:

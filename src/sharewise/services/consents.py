@@ -185,8 +185,21 @@ def _element_error(problems: list[ElementProblem], label: str) -> InvalidDataErr
     )
 
 
-def add(control: Control, law: LawPack, consent: ConsentRecord, actor: str, label: str = "consent") -> str:
-    """Validate and store a consent with its audit record, in one transaction."""
+@dataclass(frozen=True)
+class Recorded:
+    """A consent just recorded, and the consents in force it repeats (same person, scope and dates)."""
+
+    id: str
+    repeats: tuple[str, ...] = ()
+
+
+def record(control: Control, law: LawPack, consent: ConsentRecord, actor: str, label: str = "consent") -> Recorded:
+    """Validate and store a consent with its audit record, in one transaction.
+
+    A consent that repeats one in force (the same person, programs, recipients, data, purposes and
+    dates) is recorded all the same, since a person may sign again, and the repeated ids are returned
+    (and audited) for the recorder to be warned: two records of one signature should become one.
+    """
     now = control.trail.clock()
     problems = validate(law, consent, label, today=now.date())
     if problems:
@@ -196,17 +209,18 @@ def add(control: Control, law: LawPack, consent: ConsentRecord, actor: str, labe
         user = authorize(conn, actor, CONSENT_WRITERS, "record consents")
         if user is not None:  # recorded for the recorder's agency, as the API and web pages record it
             consent = consent.model_copy(update={"agency": user.agency_id})
+        repeats = tuple(store.alike_in_force(conn, consent, now.date(), user.agency_id if user else None))
         consent_id = store.add(conn, consent, now)
-        _audit(
-            control,
-            conn,
-            "consent-recorded",
-            actor,
-            consent_id,
-            {"programs": len(consent.disclosers), "categories": len(consent.data)},
-            consent.agency,
-        )
-    return consent_id
+        details: dict[str, Any] = {"programs": len(consent.disclosers), "categories": len(consent.data)}
+        if repeats:
+            details["repeats"] = ",".join(repeats)  # ids, as the audit trail keeps plain values
+        _audit(control, conn, "consent-recorded", actor, consent_id, details, consent.agency)
+    return Recorded(consent_id, repeats)
+
+
+def add(control: Control, law: LawPack, consent: ConsentRecord, actor: str, label: str = "consent") -> str:
+    """Validate and store a consent (see `record`); its id."""
+    return record(control, law, consent, actor, label).id
 
 
 def _in_scope(user: User | None, record: ConsentRecord, action: str, auditors_too: bool = True) -> None:
@@ -330,12 +344,17 @@ def check_cited(control: Control, law: LawPack, request: Request, on: dt.date) -
     return checks
 
 
-def import_fhir(control: Control, law: LawPack, path: Path, actor: str) -> str:
-    data = fhir.read_json(path)
-    consent = fhir.from_fhir(data, str(path))
+def read_fhir(path: Path) -> ConsentRecord:
+    """A consent from an HL7 FHIR R4 Consent file, which must contain the Patient whose consent it is."""
+    consent = fhir.from_fhir(fhir.read_json(path), str(path))
     if consent.person is None:
         raise InvalidDataError("the FHIR Consent has no contained Patient: sharewise needs to know whose consent it is")
-    return add(control, law, consent, actor, str(path))
+    return consent
+
+
+def import_fhir(control: Control, law: LawPack, path: Path, actor: str) -> str:
+    """Record a FHIR R4 Consent file (see `record`); its id."""
+    return add(control, law, read_fhir(path), actor, str(path))
 
 
 def export_fhir(control: Control, consent_id: str, actor: str) -> dict[str, Any]:

@@ -683,7 +683,7 @@ async def consent_add(request: Request, context: Ctx, user: Viewer) -> Response:
     problems: list[str] = []
     try:
         consent = ConsentRecord.model_validate({**_consent_from_form(form), "agency": user.agency_id})
-        consent_id = consent_service.add(context.web, context.law, consent, user.id, "consent")
+        recorded = consent_service.record(context.web, context.law, consent, user.id, "consent")
     except ValidationError as exc:
         # Field paths and messages only: the values typed are not echoed in the messages.
         problems = [
@@ -704,7 +704,12 @@ async def consent_add(request: Request, context: Ctx, user: Viewer) -> Response:
             form=form,
             problems=problems,
         )
-    flash(request, f"Consent {consent_id} recorded.")
+    repeats = "".join(
+        f" It repeats consent {other}, in force for the same person, programs, recipients, data, purposes and"
+        " dates: if one signature was entered twice, revoke one."
+        for other in recorded.repeats
+    )
+    flash(request, f"Consent {recorded.id} recorded.{repeats}")
     return RedirectResponse("/consents", status_code=303)
 
 
