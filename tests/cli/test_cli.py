@@ -55,6 +55,13 @@ def test_check_accepts_json_requests(tmp_path: Path) -> None:
     assert result.output.startswith("# Determination: permitted")
 
 
+def test_check_names_a_json_syntax_error_as_json_with_its_line_and_column(tmp_path: Path) -> None:
+    broken = '{"source": {"program": "snap"},\n "recipient": {"kind": "court"},,\n "purpose": "audit"}\n'
+    result = runner.invoke(app, ["check", str(write(tmp_path, broken, "r.json"))])
+    assert result.exit_code == 2
+    assert "r.json:2:33" in result.output and "malformed JSON" in result.output and "YAML" not in result.output
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -52,3 +52,30 @@ def test_valid_dates_still_read_as_dates(tmp_path: Path) -> None:
     path = tmp_path / "ok.yaml"
     path.write_text("a: 2024-02-29\n")
     assert read_yaml(path)[0] == {"a": dt.date(2024, 2, 29)}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("f.json", '{"a": 1,\n "b": 2,\n}\n', "f.json:3:1: malformed JSON: Expecting property name"),
+        ("f.json", "a: 1\n", "f.json:1:1: malformed JSON: Expecting value"),  # a .json file must be JSON
+        ("f.yaml", '{"a": [1, 2\n, "b": 3}\n', "f.yaml:2:6: malformed JSON"),  # opens as JSON, YAML fails too
+        ("f.yaml", "a: [1, 2\n", "malformed YAML"),
+    ],
+)
+def test_json_syntax_errors_are_named_as_json_by_line_and_column(
+    tmp_path: Path, name: str, text: str, expected: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(YamlProblem) as caught:
+        read_yaml(path, name)
+    assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_json_that_yaml_cannot_read_is_read_as_json(as_json: bool) -> None:
+    from sharewise.policy.yamlfile import parse_yaml_or_json
+
+    data, lines = parse_yaml_or_json('\t{"a": [1, 2]}\n', "f", as_json=as_json)  # a tab YAML refuses
+    assert data == {"a": [1, 2]} and lines == {}

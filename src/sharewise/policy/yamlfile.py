@@ -1,7 +1,8 @@
-"""Strict YAML reading: line numbers for every value, duplicate keys rejected."""
+"""Strict YAML (and JSON) reading: line numbers for every value, duplicate keys rejected."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,35 @@ class YamlProblem(Exception):
 
 
 def read_yaml(path: Path, name: str | None = None) -> tuple[Any, Lines]:
-    """Read a YAML file; return its data and a map from value path to 1-based line."""
+    """Read a YAML (or JSON) file; return its data and a map from value path to 1-based line."""
     label = name or str(path)
-    return parse_yaml(read_text(path, label), label)
+    return parse_yaml_or_json(read_text(path, label), label, as_json=path.suffix.lower() == ".json")
+
+
+def parse_yaml_or_json(text: str, label: str, as_json: bool = False) -> tuple[Any, Lines]:
+    """Parse YAML or JSON text: the data and the line of each value (none for JSON YAML cannot read).
+
+    JSON is YAML too, so both are read as YAML (for the lines); but JSON with a syntax error is
+    reported as JSON, by line and column, as whoever wrote it knows it. Text is JSON when as_json
+    says so (a `.json` file, which must then be JSON), or when it opens with `{` or `[` and YAML
+    cannot read it. JSON that YAML cannot read (tabs for indentation) is read as JSON.
+    """
+    if as_json:
+        _check_json(text, label)
+    try:
+        return parse_yaml(text, label)
+    except YamlProblem:
+        if as_json or text.lstrip().startswith(("{", "[")):
+            _check_json(text, label)
+            return json.loads(text), {}
+        raise
+
+
+def _check_json(text: str, label: str) -> None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:  # exc.msg names the syntax error only, never the file's text
+        raise YamlProblem([Problem(f"{label}:{exc.lineno}:{exc.colno}", f"malformed JSON: {exc.msg}")]) from None
 
 
 def read_text(path: Path, label: str | None = None) -> str:

@@ -33,7 +33,7 @@ from sharewise.policy import condition as cond_mod
 from sharewise.policy.model import LawPack
 from sharewise.policy.request_parse import make_lookup
 from sharewise.policy.suggest import did_you_mean
-from sharewise.policy.yamlfile import Lines, YamlProblem, line_of, parse_yaml, read_text
+from sharewise.policy.yamlfile import Lines, YamlProblem, line_of, read_yaml
 from sharewise.security.secrets import FileSecrets
 from sharewise.services.authorization import CONSENT_READERS, CONSENT_WRITERS, IDENTIFIER_READERS, authorize
 from sharewise.store.files import write_private
@@ -107,33 +107,11 @@ def check_vocabulary(law: LawPack, consent: ConsentRecord, label: str) -> list[P
 
 
 def _read_yaml_or_json(path: Path, what: str) -> tuple[Any, Lines]:
-    """A file's data and the line of each value: YAML, or JSON when the file is JSON.
-
-    JSON is YAML too, so both are read as YAML (for the lines); but a JSON file with a syntax error is
-    reported as JSON, by line and column, as whoever wrote it knows it. A file is JSON by its `.json`
-    name (and must then be JSON), or when its text opens with `{` or `[` and YAML cannot read it either.
-    """
+    """A file's data and the line of each value: YAML, or JSON (a JSON syntax error named as JSON's)."""
     try:
-        text = read_text(path)
-        as_json = path.suffix.lower() == ".json"
-        if as_json:
-            _check_json(text, path, what)
-        try:
-            return parse_yaml(text, str(path))
-        except YamlProblem:
-            if not as_json and text.lstrip().startswith(("{", "[")):
-                _check_json(text, path, what)
-            raise
+        return read_yaml(path)
     except YamlProblem as exc:
         raise InvalidDataError(f"malformed {what} file", exc.problems) from exc
-
-
-def _check_json(text: str, path: Path, what: str) -> None:
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:  # exc.msg names the syntax error only, never the file's text
-        problem = Problem(f"{path}:{exc.lineno}:{exc.colno}", f"malformed JSON: {exc.msg}")
-        raise InvalidDataError(f"malformed {what} file", [problem]) from None
 
 
 def read_consent(path: Path) -> ConsentRecord:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from sharewise.domain.request import Request
 from sharewise.policy.evaluate import evaluate
 from sharewise.policy.model import LawPack
 from sharewise.policy.request_parse import parse_request
-from sharewise.policy.yamlfile import Lines, YamlProblem, parse_yaml, read_text
+from sharewise.policy.yamlfile import Lines, YamlProblem, parse_yaml_or_json, read_text
 
 
 def read_request(path: Path, law: LawPack) -> Request:
@@ -28,17 +27,13 @@ def read_request(path: Path, law: LawPack) -> Request:
 
 
 def parse_request_text(text: str, law: LawPack, label: str = "request") -> Request:
-    """Parse request text (YAML, of which JSON is a subset) and validate it."""
+    """Parse request text (YAML, or JSON: a JSON syntax error is named as JSON's) and validate it."""
     data: Any
     lines: Lines
     try:
-        data, lines = parse_yaml(text, label)
+        data, lines = parse_yaml_or_json(text, label, as_json=label.lower().endswith(".json"))
     except YamlProblem as exc:
-        # JSON with tabs is not YAML; try JSON before reporting.
-        try:
-            data, lines = json.loads(text), {}
-        except ValueError:
-            raise InvalidRequestError("malformed request", exc.problems) from exc
+        raise InvalidRequestError("malformed request", exc.problems) from exc
     return parse_request(data, law.vocabulary, lines, label)
 
 
