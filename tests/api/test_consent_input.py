@@ -54,3 +54,12 @@ def test_a_consent_recorded_again_names_the_consent_it_repeats(world: World) -> 
     again = world.client.post("/api/v1/consents", headers=h, json={**CONSENT, "person": person})
     assert again.status_code == 201, again.text
     assert again.json()["repeats"] == [first["id"]] and again.json()["id"] != first["id"]
+
+
+def test_a_fhir_import_names_the_consent_it_repeats(world: World) -> None:
+    consent_id = world.new_consent()
+    h = world.h("data_steward")
+    resource = world.client.get(f"/api/v1/consents/{consent_id}/fhir", headers=h).json()
+    imported = world.client.post("/api/v1/consents/fhir", headers=h, json=resource)
+    assert imported.status_code == 201, imported.text
+    assert consent_id in imported.json()["repeats"] and imported.json()["id"] != consent_id

@@ -50,7 +50,7 @@ def test_an_exported_consent_with_a_64_character_id_imports_as_itself(
 ) -> None:
     path = tmp_path / "consent.json"
     path.write_text(json.dumps(to_fhir(consent(id=LONGEST))))
-    assert service.import_fhir(control, law, path, "alice") == LONGEST
+    assert service.import_fhir(control, law, path, "alice").id == LONGEST
 
 
 @pytest.mark.parametrize("bad", [LONGEST + "x", "c 2026", "c_2026", "c-2026-é", ""])

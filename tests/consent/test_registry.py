@@ -176,7 +176,7 @@ def test_an_imported_revoked_consent_is_stored_revoked(control: Control, law: La
     revoked = consent(id="c-2026-revoked", revocation={"revoked_on": "2026-04-01", "method": "written", "by": "Ana"})
     path = tmp_path / "revoked.json"
     path.write_text(json.dumps(to_fhir(revoked)))
-    cid = service.import_fhir(control, law, path, "alice")
+    cid = service.import_fhir(control, law, path, "alice").id
     assert service.show(control, cid, "alice", reveal=True) == revoked
     with control.store.transaction() as conn:
         assert conn.execute(select(consents.c.revoked_on)).scalar_one() == dt.date(2026, 4, 1)

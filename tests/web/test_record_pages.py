@@ -331,6 +331,16 @@ def test_a_pasted_fhir_consent_is_imported_too(people: Site) -> None:
     assert r.status_code == 200 and "recorded" in r.text and "named another agency" not in r.text
 
 
+def test_a_fhir_import_that_repeats_a_consent_in_force_says_which(people: Site) -> None:
+    dana = signed_in(people, "dana")
+    resource = fhir_consent(agency="lakeview-dhs", person={**CONSENT["person"], "given_name": "Twice"})
+    first = re.search(r"Consent (c-\d{4}-[0-9a-f]+) recorded", upload(dana, resource).text)
+    assert first
+    again = upload(dana, resource)
+    assert again.status_code == 200, again.text
+    assert f"It repeats consent {first.group(1)}, in force for the same person" in again.text
+
+
 def test_an_imported_consent_stays_with_the_importers_agency(people: Site) -> None:
     dana = signed_in(people, "dana")
     r = upload(dana, fhir_consent(agency="lakeview-schools"))

@@ -346,6 +346,7 @@ def import_fhir_consent(
 
     The body is the FHIR resource itself (application/json or application/fhir+json); it must
     contain the Patient whose consent it is. Its id is not kept: the consent gets a new one.
+    `repeats` lists the agency's consents in force that it repeats (as `POST /consents` does).
     """
 
     def create() -> dict[str, Any]:
@@ -353,8 +354,8 @@ def import_fhir_consent(
             path = Path(tmp) / "consent.json"
             path.write_text(json.dumps(_for_agency(resource, user.agency_id)), encoding="utf-8")
             with _in_callers_terms({str(path): "consent", tmp + os.sep: ""}):
-                consent_id = consent_service.import_fhir(context.api, context.law, path, user.id)
-        return {"id": consent_id}
+                recorded = consent_service.import_fhir(context.api, context.law, path, user.id)
+        return {"id": recorded.id, "repeats": list(recorded.repeats)}
 
     return _idempotent(context, user, idempotency_key, resource, "/consents/fhir", create)
 

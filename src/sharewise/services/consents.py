@@ -330,9 +330,9 @@ def read_fhir(path: Path) -> ConsentRecord:
     return consent
 
 
-def import_fhir(control: Control, law: LawPack, path: Path, actor: str) -> str:
-    """Record a FHIR R4 Consent file (see `record`); its id."""
-    return add(control, law, read_fhir(path), actor, str(path))
+def import_fhir(control: Control, law: LawPack, path: Path, actor: str) -> Recorded:
+    """Record a FHIR R4 Consent file (see `record`): its id, and the consents in force it repeats."""
+    return record(control, law, read_fhir(path), actor, str(path))
 
 
 def export_fhir(control: Control, consent_id: str, actor: str) -> dict[str, Any]:

@@ -421,6 +421,7 @@ class ImportedConsent:
     consent_id: str
     checked: list[tuple[str, str, int]]  # (authority, rule, elements required)
     other_agency: bool  # the file named another agency; the consent is recorded for the importer's
+    repeats: tuple[str, ...] = ()  # the agency's consents in force that this one repeats
 
 
 def _scoped_to(data: dict[str, Any], user: User) -> tuple[dict[str, Any], bool]:
@@ -480,7 +481,7 @@ def _import(context: Any, user: User, data: dict[str, Any], label: str, other_ag
         path = Path(tmp) / "consent.json"
         path.write_text(json.dumps(data), encoding="utf-8")
         try:
-            consent_id = consent_service.import_fhir(context.web, context.law, path, user.id)
+            recorded = consent_service.import_fhir(context.web, context.law, path, user.id)
         except InvalidDataError as exc:
             # Problems name the file: show the name the person gave, not the server's temporary path.
             raise InvalidDataError(
@@ -490,13 +491,13 @@ def _import(context: Any, user: User, data: dict[str, Any], label: str, other_ag
                     for p in exc.problems
                 ],
             ) from None
-    record = consent_service.show(context.web, consent_id, user.id)
+    record = consent_service.show(context.web, recorded.id, user.id)
     names = consent_service.titles_of(context.law)
     checked = [
         (names.get(r.authority, r.authority), r.rule, len(r.elements))
         for r in consent_service.requirements_for(context.law, record)
     ]
-    return ImportedConsent(consent_id, checked, other_agency)
+    return ImportedConsent(recorded.id, checked, other_agency, recorded.repeats)
 
 
 # Audit: the latest signed checkpoint ---------------------------------------------------------------
