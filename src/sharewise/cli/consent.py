@@ -202,8 +202,7 @@ def find(
 def import_fhir(path: Path, actor: Actor = "", state_pack: StatePack = None) -> None:
     """Import an HL7 FHIR R4 Consent resource (JSON), validated like any other consent."""
     settings = settings_for(state_pack)
-    consent = service.read_fhir(path)
-    _report(service.record(control_for(settings), law_for(settings), consent, _actor(actor), str(path)), "imported")
+    _report(service.import_fhir(control_for(settings), law_for(settings), path, _actor(actor)), "imported")
 
 
 @app.command("export-fhir")

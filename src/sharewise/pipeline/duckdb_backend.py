@@ -124,8 +124,8 @@ def translate_engine_error(exc: Exception, label: str) -> InvalidDataError | Sto
 # only entropy coding shrinks) level 1 wrote the same 2M-row extract with 20-40% less CPU and a
 # 4% smaller file (docs/performance.md); any zstd reader opens either. DuckDB's own COPY with these
 # options is the benchmark's floor; shares are written by pyarrow with the same codec and level.
-PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 ZSTD_LEVEL = 1
+PARQUET_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {ZSTD_LEVEL}"
 ROW_GROUP_ROWS = 122_880  # DuckDB's default row group: batches from the engine, and row groups in the file
 _COMPILED_HMAC = "sw_hmac_sha256_compiled"  # the vectorized function HMAC_FUNCTION calls when compiled
 _COMPILED_HMAC_BYTES = "sw_hmac_sha256_bytes_compiled"  # and the one HMAC_BYTES_FUNCTION calls

@@ -15,7 +15,7 @@ from sharewise.domain.errors import InvalidDataError, Problem
 from sharewise.pipeline import aggregate as agg
 from sharewise.pipeline.backend import Backend, PseudonymPads, storage_error
 from sharewise.pipeline.deidentify import RiskReport, search_levels
-from sharewise.pipeline.spec import PSEUDONYMIZE, ShareSpec
+from sharewise.pipeline.spec import ShareSpec
 from sharewise.pipeline.sql import (
     FORMULA_PREFIXES,
     TOKEN_FORMATS,
@@ -122,8 +122,7 @@ def extract(
     if fmt == "csv":
         final = csv_escaped_sql(final, backend.text_columns(final))
     with progress.step(f"writing {fmt}"):
-        pseudonyms = [p.name for p in spec.fields if p.transform == PSEUDONYMIZE]
-        written = backend.write(final, data, fmt, parquet_encodings, pseudonyms)
+        written = backend.write(final, data, fmt, parquet_encodings, spec.pseudonymized)
     return ExtractResult(
         files=tuple(f"data/{f}" for f in written.files),
         rows=written.rows,

@@ -38,19 +38,19 @@ def parse_yaml_or_json(text: str, label: str, as_json: bool = False) -> tuple[An
     cannot read it. JSON that YAML cannot read (tabs for indentation) is read as JSON.
     """
     if as_json:
-        _check_json(text, label)
+        _json(text, label)
     try:
         return parse_yaml(text, label)
     except YamlProblem:
         if as_json or text.lstrip().startswith(("{", "[")):
-            _check_json(text, label)
-            return json.loads(text), {}
+            return _json(text, label), {}
         raise
 
 
-def _check_json(text: str, label: str) -> None:
+def _json(text: str, label: str) -> Any:
+    """The JSON text's data; YamlProblem naming the syntax error by line and column."""
     try:
-        json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:  # exc.msg names the syntax error only, never the file's text
         raise YamlProblem([Problem(f"{label}:{exc.lineno}:{exc.colno}", f"malformed JSON: {exc.msg}")]) from None
 

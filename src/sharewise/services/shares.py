@@ -80,17 +80,16 @@ class ShareDefinition:
     output: str = "parquet"
     parquet_encodings: str = "compatible"  # "v2": smaller, faster to write; some older readers lack it
     token_format: str | None = None  # "bytes" (32 bytes, Parquet only) or "hex"; None: the output's default
-
-    @property
-    def tokens(self) -> str:
-        """How pseudonyms are written: as asked, else bytes in Parquet and hex in CSV (ADR 0005)."""
-        return self.token_format or default_token_format(self.output)
-
     recipient_certificate: Path | None = None
     deidentification: DeidentificationOptions = field(default_factory=DeidentificationOptions)
     aggregate: AggregateOptions = field(default_factory=AggregateOptions)
     label: str = "share"
     date_shift: DateShiftOptions | None = None  # off unless the share file asks for it
+
+    @property
+    def tokens(self) -> str:
+        """How pseudonyms are written: as asked, else bytes in Parquet and hex in CSV (ADR 0005)."""
+        return self.token_format or default_token_format(self.output)
 
 
 @dataclass(frozen=True)
